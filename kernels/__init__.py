@@ -1,0 +1,10 @@
+"""Hot-spot kernels of vqi2i with a torch reference beside each.
+
+`codebook_lookup`, `attention` and `decode_attention` are the only entry points; `dispatch.py`
+chooses the Triton path for CUDA tensors and the torch path everywhere else
+(`VQI2I_KERNELS=auto|torch|triton` forces one).
+"""
+
+from kernels.dispatch import attention, codebook_lookup, decode_attention
+
+__all__ = ["attention", "codebook_lookup", "decode_attention"]

@@ -1,0 +1,56 @@
+"""Torch paths of the kernels: the numerical reference, and what runs on CPU."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def codebook_lookup_torch(
+    z: torch.Tensor, codebook: torch.Tensor, *, metric: str = "l2", chunk: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest code for each row of z (N x D) in codebook (K x D) -> (indices [N], distances [N]).
+
+    Chunked over N so memory stays bounded at chunk x K instead of N x K. l2 distances are squared
+    euclidean; cosine distances are 1 - cos. Ties go to the lowest index (torch.argmin).
+    """
+    if metric not in ("l2", "cosine"):
+        raise ValueError(f"unknown metric {metric!r}; use 'l2' or 'cosine'")
+    z32 = z.float()
+    e32 = codebook.float()
+    if metric == "cosine":
+        z32 = F.normalize(z32, dim=1)
+        e32 = F.normalize(e32, dim=1)
+    e_sq = (e32 * e32).sum(1)
+    n = z32.shape[0]
+    idx = torch.empty(n, dtype=torch.long, device=z.device)
+    dist = torch.empty(n, dtype=torch.float32, device=z.device)
+    for s in range(0, n, chunk):
+        zc = z32[s : s + chunk]
+        if metric == "l2":
+            d = (zc * zc).sum(1, keepdim=True) + e_sq[None] - 2.0 * zc @ e32.t()
+        else:
+            d = 1.0 - zc @ e32.t()
+        m, i = d.min(dim=1)
+        idx[s : s + chunk] = i
+        dist[s : s + chunk] = m
+    return idx, dist
+
+
+def attention_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+    """q, k, v: [B, H, T, Dh] -> [B, H, T, Dh]. Causal masks are aligned to the end (Tq <= Tk)."""
+    tq, tk = q.shape[-2], k.shape[-2]
+    if causal and tq != tk:
+        mask = torch.ones(tq, tk, dtype=torch.bool, device=q.device).tril(diagonal=tk - tq)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+
+def decode_attention_torch(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """One query per sequence against its cache: q [B, H, Dh], caches [B, H, Tmax, Dh], lengths [B]."""
+    tmax = k_cache.shape[2]
+    valid = torch.arange(tmax, device=q.device)[None, :] < lengths.to(q.device)[:, None]  # [B, Tmax]
+    out = F.scaled_dot_product_attention(q[:, :, None], k_cache, v_cache, attn_mask=valid[:, None, None, :])
+    return out[:, :, 0]
