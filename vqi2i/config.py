@@ -1,0 +1,197 @@
+"""Configs: YAML files merged over the defaults below, with `key=value` overrides from the command line.
+
+Every key a config may hold appears in DEFAULTS, so a misspelt key is caught and named (with the
+closest valid one) instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vqi2i.errors import UserError, did_you_mean
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "model": {
+        "variant": "multimodal",  # multimodal | unimodal (uni-VQ-I2I: no style encoders)
+        "in_channels": 3,
+        "resolution": 64,  # training resolution; only used to place attention blocks
+        "ch": 64,  # content encoder base width
+        "ch_mult": [1, 2, 2],  # downsampling factor f = 2 ** (len(ch_mult) - 1)
+        "num_res_blocks": 1,
+        "attn_resolutions": [],  # feature-map sizes (at `resolution`) that get self-attention
+        "z_channels": 64,  # encoder output channels, projected to embed_dim by a 1x1 conv
+        "n_embed": 128,  # K: codebook size
+        "embed_dim": 64,  # D: code dimension
+        "beta": 0.25,  # commitment weight
+        "codebook": {
+            "metric": "l2",  # l2 | cosine (cosine = l2-normalised codes and encodings)
+            "restart_dead": True,  # re-initialise unused codes from recent encoder outputs
+            "restart_every": 200,  # steps between dead-code checks
+            "dead_below": 1.0,  # a code used fewer times than this since the last check is dead
+        },
+        "style_dim": 8,
+        "style_ch": 64,  # style encoder base width
+        "style_downs": 4,  # strided convs in the style encoder
+        "dec_ch": 128,  # decoder width at the lowest resolution
+        "dec_res_blocks": 2,  # AdaIN residual blocks before upsampling
+        "mlp_dim": 128,  # hidden width of the style -> AdaIN parameter MLP
+    },
+    "disc": {
+        "ndf": 64,
+        "n_layers": 3,
+        "num_scales": 2,
+    },
+    "data": {
+        "kind": "unpaired",  # unpaired | paired
+        "root": "data/scenes",
+        "layout": "folders",  # paired only: folders | side_by_side
+        "size": 64,  # resize the shorter side to this ('none' keeps native size)
+        "crop": 64,
+        "flip": True,
+        "channels": 3,
+        "num_workers": 0,
+    },
+    "loss": {
+        "recon": 5.0,
+        "vq": 1.0,
+        "adv": 0.1,  # adversarial weight on translations
+        "adv_recon_ratio": 0.2,  # adversarial on reconstructions = adv * ratio
+        "style": 1.0,  # latent style regression (encoded and sampled styles)
+        "content": 1.0,  # latent content regression
+        "paired": 10.0,  # L1 to the paired target (paired data only)
+        "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights
+        "vgg_weights": None,  # local path to torchvision VGG16 weights (never downloaded)
+        "gan_mode": "lsgan",  # lsgan | hinge
+    },
+    "train": {
+        "seed": 0,
+        "batch_size": 4,
+        "max_steps": 1000,
+        "lr": 1e-4,
+        "disc_lr": 1e-4,
+        "betas": [0.5, 0.999],
+        "weight_decay": 0.0,
+        "lr_schedule": "cosine",  # constant | cosine | step
+        "warmup_steps": 0,
+        "min_lr_ratio": 0.1,
+        "grad_clip": 1.0,  # 0 disables
+        "disc_start": 0,  # step at which the adversarial terms start
+        "log_every": 50,
+        "image_every": 500,
+        "ckpt_every": 500,
+        "keep_checkpoints": 2,
+        "device": "auto",  # auto | cpu | cuda | cuda:N | mps
+        "bf16": True,  # bf16 autocast on CUDA
+        "num_styles": 3,  # random styles per input in the image grid
+    },
+}
+
+
+def _check_keys(cfg: Any, ref: Any, prefix: str = "") -> None:
+    if not isinstance(cfg, (dict, DictConfig)):
+        return
+    for key in cfg:
+        if key not in ref:
+            where = f"{prefix}{key}"
+            choices = [f"{prefix}{k}" for k in ref]
+            raise UserError(f"unknown config key '{where}'{did_you_mean(where, choices)}")
+        if isinstance(ref[key], dict):
+            _check_keys(cfg[key], ref[key], f"{prefix}{key}.")
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise UserError(f"override '{item}' is not of the form key=value (e.g. train.max_steps=200)")
+    key, value = item.split("=", 1)
+    try:
+        parsed = yaml.safe_load(value) if value != "" else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def _lookup(key: str) -> Any:
+    node: Any = DEFAULTS
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            prefix = ".".join(parts[:i])
+            choices = [f"{prefix}.{k}" if prefix else k for k in (node if isinstance(node, dict) else {})]
+            raise UserError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
+        node = node[part]
+    return node
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Defaults <- YAML file <- `key=value` overrides, every key checked against DEFAULTS."""
+    cfg = OmegaConf.create(DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            user = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise UserError(f"config file {path} must hold a mapping at the top level")
+        _check_keys(user, DEFAULTS)
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(user))
+    for item in overrides:
+        key, value = _parse_override(item)
+        _lookup(key)
+        OmegaConf.update(cfg, key, value, merge=False)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    """Catch impossible settings before any work starts."""
+    m = cfg.model
+    choices = {
+        "model.variant": (m.variant, ("multimodal", "unimodal")),
+        "model.codebook.metric": (m.codebook.metric, ("l2", "cosine")),
+        "loss.gan_mode": (cfg.loss.gan_mode, ("lsgan", "hinge")),
+        "data.kind": (cfg.data.kind, ("unpaired", "paired")),
+        "data.layout": (cfg.data.layout, ("folders", "side_by_side")),
+        "train.lr_schedule": (cfg.train.lr_schedule, ("constant", "cosine", "step")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    if m.in_channels not in (1, 3):
+        raise UserError(f"model.in_channels must be 1 or 3, got {m.in_channels}")
+    if cfg.data.channels != m.in_channels:
+        raise UserError(f"data.channels ({cfg.data.channels}) must equal model.in_channels ({m.in_channels})")
+    for key in ("ch", "z_channels", "dec_ch"):
+        if m[key] % 32:
+            raise UserError(f"model.{key} must be a multiple of 32 (group norm), got {m[key]}")
+    for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks"):
+        if int(m[key]) < 1:
+            raise UserError(f"model.{key} must be >= 1, got {m[key]}")
+    if int(cfg.train.batch_size) < 1 or int(cfg.train.max_steps) < 1:
+        raise UserError("train.batch_size and train.max_steps must be >= 1")
+    f = 2 ** (len(m.ch_mult) - 1)
+    if cfg.data.crop % f:
+        raise UserError(f"data.crop={cfg.data.crop} must be divisible by the downsampling factor {f}")
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def from_yaml_text(text: str) -> DictConfig:
+    """A config saved beside a checkpoint; older configs are completed with today's defaults."""
+    saved = yaml.safe_load(text) or {}
+    return OmegaConf.merge(OmegaConf.create(DEFAULTS), OmegaConf.create(saved))
+
+
+def as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
