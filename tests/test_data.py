@@ -1,0 +1,251 @@
+"""vqi2i.data: folder data sets (determinism, pairing, transforms, bad input) and the synthetic scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from vqi2i.data import PairedFolders, UnpairedFolders, build_dataset
+from vqi2i.data.transforms import PairTransform, parse_size, resize_shorter
+from vqi2i.errors import UserError
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _noise(h: int, w: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def _cyclegan(root: Path, n_a: int = 3, n_b: int = 5, h: int = 20, w: int = 24) -> Path:
+    for phase in ("train", "test"):
+        for i in range(n_a):
+            _write(root / f"{phase}A" / f"a{i:02d}.png", _noise(h, w, 100 + i))
+        for i in range(n_b):
+            _write(root / f"{phase}B" / f"b{i:02d}.png", _noise(h, w, 200 + i))
+    return root
+
+
+def _same(x: dict, y: dict) -> bool:
+    return torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) and x["path_b"] == y["path_b"]
+
+
+def test_unpaired_items_shapes_and_b_permutation(tmp_path):
+    ds = UnpairedFolders(_cyclegan(tmp_path), "train", size=20, crop=16, channels=3, seed=3)
+    assert len(ds) == 5 and not ds.aligned
+    item = ds[0]
+    assert item["a"].shape == (3, 16, 16) and item["b"].shape == (3, 16, 16)
+    assert item["a"].dtype == torch.float32 and -1 <= item["a"].min() and item["a"].max() <= 1
+    names_a = [Path(ds[i]["path_a"]).name for i in range(5)]
+    assert names_a == ["a00.png", "a01.png", "a02.png", "a00.png", "a01.png"]
+    perms = []
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        names = [Path(ds[i]["path_b"]).name for i in range(5)]
+        assert sorted(names) == [f"b{i:02d}.png" for i in range(5)]  # every B once per epoch
+        perms.append(names)
+    assert len({tuple(p) for p in perms}) > 1  # the pairing changes with the epoch
+    assert ds[-1]["path_a"] == ds[4]["path_a"]
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_item_is_pure_function_of_seed_epoch_index(tmp_path):
+    root = _cyclegan(tmp_path)
+    ds1 = UnpairedFolders(root, "train", size=20, crop=16, seed=7)
+    ds1.set_epoch(2)
+    torch.manual_seed(0)
+    forward = [ds1[i] for i in range(5)]
+    ds2 = UnpairedFolders(root, "train", size=20, crop=16, seed=7)
+    ds2.set_epoch(5)
+    _ = ds2[1]  # touching another epoch first must not matter
+    ds2.set_epoch(2)
+    torch.manual_seed(123)  # nor the global RNG
+    backward = [ds2[i] for i in reversed(range(5))][::-1]
+    assert all(_same(x, y) for x, y in zip(forward, backward))
+    ds2.set_epoch(3)
+    assert not all(torch.equal(x["a"], ds2[i]["a"]) for i, x in enumerate(forward))  # crops/flips vary
+    other_seed = UnpairedFolders(root, "train", size=20, crop=16, seed=8)
+    other_seed.set_epoch(2)
+    assert not all(torch.equal(x["a"], other_seed[i]["a"]) for i, x in enumerate(forward))
+
+
+def test_dataloader_workers_see_the_same_items(tmp_path):
+    ds = UnpairedFolders(_cyclegan(tmp_path), "train", size=20, crop=16, seed=1)
+    ds.set_epoch(4)
+    serial = list(DataLoader(ds, batch_size=2, num_workers=0))
+    parallel = list(DataLoader(ds, batch_size=2, num_workers=2))
+    assert all(torch.equal(x["a"], y["a"]) and torch.equal(x["b"], y["b"]) for x, y in zip(serial, parallel))
+
+
+def test_eval_mode_centre_crop_no_flip_aligned_b(tmp_path):
+    root = _cyclegan(tmp_path, n_a=4, n_b=4)
+    ds = UnpairedFolders(root, "test", size=None, crop=16, train=False)
+    assert [Path(ds[i]["path_b"]).name for i in range(4)] == ["b00.png", "b01.png", "b02.png", "b03.png"]
+    full = torch.from_numpy(_noise(20, 24, 100)).permute(2, 0, 1).float() / 127.5 - 1
+    assert torch.equal(ds[0]["a"], full[:, 2:18, 4:20])
+    ds.set_epoch(9)
+    assert torch.equal(ds[0]["a"], full[:, 2:18, 4:20])
+
+
+def test_resize_keeps_aspect_and_range():
+    img = torch.rand(3, 32, 48) * 2 - 1
+    out = resize_shorter(img, 16)
+    assert out.shape == (3, 16, 24) and out.min() >= -1 and out.max() <= 1
+    assert resize_shorter(img, 32) is img and resize_shorter(img, None) is img
+    tall = resize_shorter(torch.zeros(1, 50, 10), 20)
+    assert tall.shape == (1, 100, 20)
+
+
+def test_parse_size():
+    assert parse_size(64, "size") == 64 and parse_size("64", "size") == 64
+    assert parse_size(None, "size") is None and parse_size("none", "size") is None
+    for bad in (0, -3, "big", 1.5, True):
+        with pytest.raises(UserError, match="data.size"):
+            parse_size(bad, "size")
+
+
+def test_flip_and_crop_shared_across_a_pair():
+    t = PairTransform(size=None, crop=8, flip=True, train=True)
+    seen_flip = set()
+    for k in range(12):
+        a = torch.rand(3, 12, 12) * 2 - 1
+        out_a, out_b = t([a, -a], ["a.png", "b.png"], torch.Generator().manual_seed(k))
+        assert torch.equal(out_b, -out_a)
+        (alone,) = t([a], ["a.png"], torch.Generator().manual_seed(k))
+        assert torch.equal(alone, out_a)
+        seen_flip.add(any(torch.equal(out_a, a[:, i : i + 8, j : j + 8]) for i in range(5) for j in range(5)))
+    assert seen_flip == {True, False}  # both flipped and unflipped crops occur
+
+
+def test_paired_folders_same_crop_and_flip(tmp_path):
+    for i in range(4):
+        a = _noise(20, 20, i)
+        _write(tmp_path / "trainA" / f"{i}.png", a)
+        _write(tmp_path / "trainB" / f"{i}.png", 255 - a)  # B is A inverted: -A in [-1, 1]
+    ds = PairedFolders(tmp_path, "train", size=None, crop=12, seed=0)
+    assert ds.aligned and len(ds) == 4
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(4):
+            item = ds[i]
+            assert Path(item["path_a"]).stem == Path(item["path_b"]).stem
+            assert torch.allclose(item["b"], -item["a"], atol=1e-6)
+
+
+def test_paired_unmatched_names_are_reported_and_none_matching_is_an_error(tmp_path):
+    for name in ("x", "y", "only_a"):
+        _write(tmp_path / "trainA" / f"{name}.png", _noise(8, 8, 0))
+    for name in ("x", "y", "only_b"):
+        _write(tmp_path / "trainB" / f"{name}.jpg", _noise(8, 8, 1))
+    with pytest.warns(UserWarning) as caught:
+        ds = PairedFolders(tmp_path, "train", size=8, crop=8)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2 and "only_a" in messages[0] and "only_b" in messages[1]
+    assert "trainA have no partner in" in messages[0]
+    assert len(ds) == 2 and ds.unmatched == {"a": ["only_a"], "b": ["only_b"]}
+    _write(tmp_path / "testA" / "p.png", _noise(8, 8, 0))
+    _write(tmp_path / "testB" / "q.png", _noise(8, 8, 0))
+    with pytest.raises(UserError, match=r"no file in .*testA.* same-named partner"):
+        PairedFolders(tmp_path, "test", size=8, crop=8)
+    _write(tmp_path / "testA" / "q.jpg", _noise(8, 8, 0))
+    _write(tmp_path / "testA" / "q.png", _noise(8, 8, 0))
+    with pytest.raises(UserError, match=r"q\.jpg and .*q\.png have the same name"):
+        PairedFolders(tmp_path, "test", size=8, crop=8)
+
+
+def test_paired_side_by_side(tmp_path):
+    for i in range(3):
+        a = _noise(16, 16, i)
+        _write(tmp_path / "train" / f"{i}.png", np.concatenate([a, 255 - a], axis=1))
+    ds = PairedFolders(tmp_path, "train", size=None, crop=12, layout="side_by_side")
+    assert len(ds) == 3
+    for i in range(3):
+        item = ds[i]
+        assert item["a"].shape == (3, 12, 12) and torch.allclose(item["b"], -item["a"], atol=1e-6)
+
+
+def test_paired_images_of_different_sizes_are_rejected(tmp_path):
+    _write(tmp_path / "trainA" / "x.png", _noise(16, 16, 0))
+    _write(tmp_path / "trainB" / "x.png", _noise(16, 20, 0))
+    ds = PairedFolders(tmp_path, "train", size=16, crop=16)
+    with pytest.raises(UserError, match=r"trainA/x\.png is 16x16 but .*trainB/x\.png is 20x16"):
+        ds[0]
+
+
+def test_image_smaller_than_crop_without_resize(tmp_path):
+    root = _cyclegan(tmp_path)
+    _write(root / "trainA" / "a99_small.png", _noise(10, 30, 0))
+    ds = UnpairedFolders(root, "train", size=None, crop=16)
+    with pytest.raises(UserError, match=r"a99_small\.png is 30x10, smaller than the crop 16x16"):
+        ds[3]
+    ds_resized = UnpairedFolders(root, "train", size=16, crop=16)
+    assert ds_resized[3]["a"].shape == (3, 16, 16)
+    with pytest.raises(UserError, match=r"crop \(32\) cannot be larger than data.size \(16\)"):
+        UnpairedFolders(root, "train", size=16, crop=32)
+
+
+@pytest.mark.parametrize("content", ["truncated", "not_an_image"])
+def test_bad_file_in_a_data_set_names_the_file(tmp_path, content):
+    root = _cyclegan(tmp_path)
+    bad = root / "trainB" / "b01.png"
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2] if content == "truncated" else b"<html>not an image</html>")
+    ds = UnpairedFolders(root, "train", size=20, crop=16, train=False)
+    with pytest.raises(UserError, match=r"trainB/b01\.png"):
+        ds[1]
+
+
+def test_odd_image_files_load_through_the_data_set(tmp_path):
+    root = tmp_path / "odd"
+    _write(root / "trainA" / "deep.png", (np.arange(16 * 16).reshape(16, 16) * 200).astype(np.uint16))
+    pal = Image.fromarray(_noise(16, 16, 0)).convert("P")
+    pal.save(_write(root / "trainA" / "pal.png", _noise(2, 2, 0)))
+    rgba = np.dstack([_noise(16, 16, 1), np.full((16, 16), 128, np.uint8)])
+    _write(root / "trainB" / "rgba.png", rgba)
+    ds = UnpairedFolders(root, "train", size=16, crop=16, channels=1)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["a"].shape == (1, 16, 16) and item["b"].shape == (1, 16, 16)
+        assert item["a"].min() >= -1 and item["a"].max() <= 1
+    deep = next(ds[i]["a"] for i in range(2) if ds[i]["path_a"].endswith("deep.png"))
+    assert deep.min() == -1 and abs(deep.max() - (255 * 200 / 65535 * 2 - 1)) < 1e-4  # scaled, not clipped
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(UserError, match=r"nothing.*does not exist.*vqi2i data scenes"):
+        UnpairedFolders(tmp_path / "nothing")
+    (tmp_path / "trainA").mkdir()
+    with pytest.raises(UserError, match=r"trainB is not a folder \(found trainA"):
+        UnpairedFolders(tmp_path)
+    (tmp_path / "trainB").mkdir()
+    _write(tmp_path / "trainB" / "x.png", _noise(8, 8, 0))
+    with pytest.raises(UserError, match=r"no images in .*trainA"):
+        UnpairedFolders(tmp_path)
+
+
+def test_build_dataset_from_config(tmp_path):
+    root = _cyclegan(tmp_path / "data")
+    cfg = OmegaConf.create({"kind": "unpaired", "root": str(root), "size": 20, "crop": 16, "flip": True,
+                            "channels": 1, "layout": "folders", "num_workers": 0})
+    ds = build_dataset(cfg, "train", train=True, seed=5)
+    assert isinstance(ds, UnpairedFolders) and ds.seed == 5 and ds.train and ds[0]["a"].shape == (1, 16, 16)
+    test = build_dataset(dict(cfg, size="none"), "test", train=False)
+    assert not test.train and test.transform.size is None and test.seed == 0
+    with pytest.raises(UserError, match=r"vqi2i data scenes .*missing"):
+        build_dataset(dict(cfg, root=str(tmp_path / "missing")), "train", train=True)
+    with pytest.raises(UserError, match=r"did you mean 'paired'"):
+        build_dataset(dict(cfg, kind="pairedd"), "train", train=True)
+    with pytest.raises(UserError, match=r"data.layout"):
+        build_dataset(dict(cfg, kind="paired", layout="sidebyside"), "train", train=True)
+    with pytest.raises(UserError, match=r"data.crop"):
+        build_dataset(dict(cfg, crop="huge"), "train", train=True)

@@ -1,0 +1,100 @@
+"""Resize, crop and flip for [C,H,W] image tensors, with every random choice drawn from a given
+torch.Generator (never the global RNG), so a data set item is a pure function of its seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vqi2i.errors import UserError
+
+
+def item_generator(*keys: int) -> torch.Generator:
+    """A torch.Generator seeded from a tuple of non-negative ints, e.g. (seed, epoch, index, stream).
+
+    SeedSequence mixes the keys, so nearby tuples give unrelated streams and the result does not
+    depend on Python's hash randomisation or on the platform."""
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def parse_size(value: Any, name: str) -> int | None:
+    """A config size: a positive int, or None / 'none' for 'keep the native size' (no resize / no crop)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        size = int(value)
+    else:
+        size = 0
+    if size < 1:
+        raise UserError(f"data.{name} must be a positive integer or 'none', got {value!r}")
+    return size
+
+
+def resize_shorter(img: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize [C,H,W] so its shorter side is `size`, keeping the aspect ratio (None: unchanged).
+
+    Bicubic with antialiasing, so shrinking does not alias and enlarging stays smooth; the result
+    is clamped back into [-1, 1] because bicubic overshoots at edges."""
+    if size is None:
+        return img
+    h, w = img.shape[-2:]
+    if min(h, w) == size:
+        return img
+    if h <= w:
+        new_h, new_w = size, max(1, round(w * size / h))
+    else:
+        new_h, new_w = max(1, round(h * size / w)), size
+    out = F.interpolate(img[None], size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
+    return out[0].clamp_(-1.0, 1.0)
+
+
+def crop_box(h: int, w: int, crop: int, generator: torch.Generator | None) -> tuple[int, int]:
+    """Top-left corner of a crop x crop window: uniform when a generator is given, else centred."""
+    if generator is None:
+        return (h - crop) // 2, (w - crop) // 2
+    top = int(torch.randint(0, h - crop + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - crop + 1, (1,), generator=generator))
+    return top, left
+
+
+@dataclass
+class PairTransform:
+    """Resize shorter side -> crop (random when training, centred otherwise) -> random horizontal flip.
+
+    Applied to one image or to several images with the SAME crop and flip (paired data)."""
+
+    size: int | None
+    crop: int | None
+    flip: bool
+    train: bool
+
+    def __call__(
+        self, images: list[torch.Tensor], paths: list[str | Path], generator: torch.Generator
+    ) -> list[torch.Tensor]:
+        images = [resize_shorter(img, self.size) for img in images]
+        h, w = images[0].shape[-2:]
+        for img, path in zip(images[1:], paths[1:]):
+            if img.shape[-2:] != (h, w):
+                raise UserError(
+                    f"paired images differ in size: {paths[0]} is {w}x{h} but {path} is "
+                    f"{img.shape[-1]}x{img.shape[-2]} (after resizing)"
+                )
+        if self.crop is not None:
+            if h < self.crop or w < self.crop:
+                raise UserError(
+                    f"image {paths[0]} is {w}x{h}, smaller than the crop {self.crop}x{self.crop} "
+                    "(set data.size to resize it, or lower data.crop)"
+                )
+            top, left = crop_box(h, w, self.crop, generator if self.train else None)
+            images = [img[:, top : top + self.crop, left : left + self.crop] for img in images]
+        if self.train and self.flip and bool(torch.rand((), generator=generator) < 0.5):
+            images = [img.flip(-1) for img in images]
+        return [img.contiguous() for img in images]
