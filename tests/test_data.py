@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from vqi2i.cli import main as cli_main
 from vqi2i.data import PairedFolders, UnpairedFolders, build_dataset
+from vqi2i.data.scenes import SPLITS, make_scenes, scene_images
 from vqi2i.data.transforms import PairTransform, parse_size, resize_shorter
 from vqi2i.errors import UserError
 
@@ -249,3 +252,95 @@ def test_build_dataset_from_config(tmp_path):
         build_dataset(dict(cfg, kind="paired", layout="sidebyside"), "train", train=True)
     with pytest.raises(UserError, match=r"data.crop"):
         build_dataset(dict(cfg, crop="huge"), "train", train=True)
+
+
+# ----------------------------------------------------------------------------- synthetic scenes
+
+def _edges(a: np.ndarray) -> np.ndarray:
+    lum = a.astype(np.float32).mean(axis=2)
+    return (np.abs(np.diff(lum, axis=1))[:-1] + np.abs(np.diff(lum, axis=0))[:, :-1]).ravel()
+
+
+def _edge_corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(_edges(a), _edges(b))[0, 1])
+
+
+def test_make_scenes_layout_and_byte_identical_by_seed(tmp_path):
+    first = make_scenes(tmp_path / "one", n_train=4, n_test=3, size=32, seed=11, progress=False)
+    second = make_scenes(tmp_path / "two", n_train=4, n_test=3, size=32, seed=11, progress=False)
+    other = make_scenes(tmp_path / "three", n_train=4, n_test=3, size=32, seed=12, progress=False)
+    assert sorted(p.name for p in first.iterdir()) == sorted([*SPLITS, "scenes.json"])
+    for split, count in zip(SPLITS, (4, 4, 3, 3)):
+        names = sorted(p.name for p in (first / split).iterdir())
+        assert names == [f"{i:04d}.png" for i in range(count)]
+        for name in names:
+            assert (first / split / name).read_bytes() == (second / split / name).read_bytes()
+        assert any((first / split / n).read_bytes() != (other / split / n).read_bytes() for n in names)
+        img = Image.open(first / split / names[0])
+        assert img.mode == "RGB" and img.size == (32, 32)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folders left
+
+
+def test_scenes_share_structure_only_in_the_test_split():
+    def corr(split_a: str, split_b: str, shift: int = 0) -> list[float]:
+        pairs = [(scene_images(0, split_a, i, 32), scene_images(0, split_b, i + shift, 32)) for i in range(6)]
+        return [_edge_corr(a, b) for a, b in pairs]
+
+    same, shifted, train = corr("testA", "testB"), corr("testA", "testB", shift=1), corr("trainA", "trainB")
+    assert min(same) > 0.4  # testA/i and testB/i are the same landscape
+    assert max(shifted) < 0.3 and max(train) < 0.3  # train domains come from independent scenes
+    assert min(same) > max(shifted) + 0.15
+
+
+def test_scene_domains_differ_in_style_and_vary_within():
+    summer = np.stack([scene_images(3, "trainA", i, 32) for i in range(8)]).astype(np.float32)
+    winter = np.stack([scene_images(3, "trainB", i, 32) for i in range(8)]).astype(np.float32)
+    assert winter.mean() > summer.mean() + 30  # snow is bright
+    greenness = [float((d[:, -8:, :, 1] - d[:, -8:, :, [0, 2]].mean(-1)).mean()) for d in (summer, winter)]
+    assert greenness[0] > 40 and greenness[1] < 30  # green meadows vs white snow
+    for domain in (summer, winter):  # time of day and colour jitter change the look per image
+        sky = domain[:, :4].mean(axis=(1, 2))  # [8, 3] mean colour of the top rows
+        assert sky.std(axis=0).max() > 10
+
+
+def test_scenes_refuse_non_empty_folder_unless_overwrite(tmp_path):
+    out = make_scenes(tmp_path / "s", n_train=2, n_test=1, size=16, progress=False)
+    before = (out / "trainA" / "0000.png").read_bytes()
+    with pytest.raises(UserError, match="already exists and is not empty"):
+        make_scenes(out, n_train=2, n_test=1, size=16, progress=False)
+    make_scenes(out, n_train=1, n_test=1, size=16, seed=5, overwrite=True, progress=False)
+    assert [p.name for p in (out / "trainA").iterdir()] == ["0000.png"]  # old splits replaced, not merged
+    assert (out / "trainA" / "0000.png").read_bytes() != before
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a scenes data set"):
+        make_scenes(tmp_path / "mine", n_train=1, n_test=1, size=16, overwrite=True, progress=False)
+    assert (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
+    for kwargs, pattern in ((dict(n_train=0), "n-train"), (dict(size=8), "size"), (dict(seed=-1), "seed")):
+        with pytest.raises(UserError, match=pattern):
+            make_scenes(tmp_path / "bad", **{"n_test": 1, "progress": False, **kwargs})
+
+
+def test_scenes_cli_and_script_feed_the_data_set(tmp_path, capsys):
+    small = ["--n-train", "3", "--n-test", "2", "--size", "24"]
+    assert cli_main(["data", "scenes", str(tmp_path / "s"), *small]) == 0
+    assert cli_main(["data", "scenes", str(tmp_path / "s"), "--n-train", "3"]) == 2
+    assert "vqi2i data: error:" in capsys.readouterr().err
+    assert cli_main(["data"]) == 2
+
+    script_path = Path(__file__).parents[1] / "scripts" / "make_scenes.py"
+    spec = importlib.util.spec_from_file_location("make_scenes", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([str(tmp_path / "t"), *small]) == 0
+    for split in SPLITS:
+        for name in (tmp_path / "s" / split).iterdir():
+            assert name.read_bytes() == (tmp_path / "t" / split / name.name).read_bytes()
+
+    cfg = {"kind": "unpaired", "root": str(tmp_path / "s"), "size": 24, "crop": 16, "channels": 3}
+    train = build_dataset(cfg, "train", train=True)
+    assert len(train) == 3 and train[2]["a"].shape == (3, 16, 16)
+    test = build_dataset(cfg, "test", train=False)
+    assert [Path(test[i]["path_a"]).name == Path(test[i]["path_b"]).name for i in range(2)] == [True, True]
+    paired = build_dataset(dict(cfg, kind="paired"), "test", train=False)
+    assert len(paired) == 2 and paired.aligned
