@@ -170,9 +170,8 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"model.in_channels must be 1 or 3, got {m.in_channels}")
     if cfg.data.channels != m.in_channels:
         raise UserError(f"data.channels ({cfg.data.channels}) must equal model.in_channels ({m.in_channels})")
-    for key in ("ch", "z_channels", "dec_ch"):
-        if m[key] % 32:
-            raise UserError(f"model.{key} must be a multiple of 32 (group norm), got {m[key]}")
+    if m.ch % 32:
+        raise UserError(f"model.ch must be a multiple of 32 (the encoder's group norm), got {m.ch}")
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks"):
         if int(m[key]) < 1:
             raise UserError(f"model.{key} must be >= 1, got {m[key]}")

@@ -1,0 +1,88 @@
+"""Loss terms: adversarial (LSGAN or hinge, over multi-scale outputs) and a VGG16 perceptual loss.
+
+The VGG weights are read from a local file the user names; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vqi2i.errors import UserError
+
+
+def d_loss(real: list[torch.Tensor], fake: list[torch.Tensor], mode: str) -> torch.Tensor:
+    """Discriminator loss summed over scales."""
+    total = real[0].new_zeros(())
+    for r, f in zip(real, fake):
+        if mode == "lsgan":
+            total = total + F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f))
+        else:
+            total = total + F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+    return total
+
+
+def g_loss(fake: list[torch.Tensor], mode: str) -> torch.Tensor:
+    """Generator's adversarial loss summed over scales."""
+    total = fake[0].new_zeros(())
+    for f in fake:
+        total = total + (F.mse_loss(f, torch.ones_like(f)) if mode == "lsgan" else -f.mean())
+    return total
+
+
+class VGGPerceptual(nn.Module):
+    """L1 distance of VGG16 features (relu1_2, relu2_2, relu3_3, relu4_3) of two images in [-1, 1]."""
+
+    LAYERS = (3, 8, 15, 22)
+
+    def __init__(self, weights_path: str | Path | None):
+        super().__init__()
+        if not weights_path:
+            raise UserError(
+                "loss.perceptual > 0 needs loss.vgg_weights=PATH to a local torchvision VGG16 state dict "
+                "(vgg16-397923af.pth or a .safetensors); vqi2i never downloads weights"
+            )
+        path = Path(weights_path)
+        if not path.is_file():
+            raise UserError(f"VGG16 weights file {path} does not exist (loss.vgg_weights)")
+        from torchvision.models import vgg16
+
+        net = vgg16(weights=None)
+        try:
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                sd = load_file(str(path))
+            else:
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(sd)
+        except Exception as e:  # noqa: BLE001 - any failure here is a bad weights file
+            raise UserError(f"{path} is not a torchvision VGG16 state dict ({type(e).__name__})") from None
+        self.features = net.features[: self.LAYERS[-1] + 1].eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def _prep(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x + 1) / 2
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h, g = self._prep(x), self._prep(y)
+        loss = x.new_zeros(())
+        for i, layer in enumerate(self.features):
+            h, g = layer(h), layer(g)
+            if i in self.LAYERS:
+                loss = loss + F.l1_loss(h, g)
+        return loss
+
+    def train(self, mode: bool = True):  # the backbone always stays in eval mode
+        super().train(mode)
+        self.features.eval()
+        return self

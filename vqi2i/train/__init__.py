@@ -1,0 +1,1 @@
+"""Training: the stage-1 translator trainer and the shared run utilities."""

@@ -1,0 +1,56 @@
+"""`vqi2i train CONFIG [key=value ...] [--out RUN]` and `vqi2i train --resume RUN [key=value ...]`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vqi2i.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a translator",
+        description="Train a VQ-I2I translator. Settings come from CONFIG (YAML) and key=value overrides, "
+        "e.g. `vqi2i train configs/scenes64.yaml train.max_steps=2000 data.root=data/scenes`.",
+    )
+    p.add_argument("items", nargs="*", metavar="CONFIG|key=value", help="config file, then overrides")
+    p.add_argument("--out", type=Path, help="run folder (default runs/<name>)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN exactly where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
+    p.add_argument("--seed", type=int, help="overrides train.seed")
+    p.add_argument("--stop-at", type=int, metavar="STEP", help="save and stop at STEP; continue later with --resume")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vqi2i.checkpoint import resolve_checkpoint
+    from vqi2i.config import load_config
+    from vqi2i.train.trainer import prepare_run, train
+
+    config = [i for i in args.items if "=" not in i]
+    overrides = [i for i in args.items if "=" in i]
+    if len(config) > 1:
+        raise UserError(f"give one config file, got {len(config)}: {' '.join(config)}")
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    if args.seed is not None:
+        overrides.append(f"train.seed={args.seed}")
+    if args.resume:
+        if config:
+            raise UserError("with --resume the config comes from the run; give only key=value overrides")
+        run_dir = args.resume
+        prepare_run(run_dir, resume=True, overwrite=False)
+        cfg = load_config(resolve_checkpoint(run_dir) / "config.yaml", overrides)
+    else:
+        if not config:
+            raise UserError("give a config file, e.g. `vqi2i train configs/tiny.yaml`")
+        cfg = load_config(config[0], overrides)
+        run_dir = args.out or Path("runs") / cfg.name
+        prepare_run(run_dir, resume=False, overwrite=args.overwrite)
+    last = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress, stop_at=args.stop_at)
+    print(f"trained to step {last.get('step')} in {run_dir}; image grids in {run_dir / 'samples'}")
+    return 0

@@ -1,0 +1,118 @@
+"""Run utilities shared by the trainers: device choice, seeding, RNG state, LR schedule, batches, logs."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vqi2i.errors import UserError
+from vqi2i.fileio import atomic_write_text
+
+
+def select_device(name: str | None) -> torch.device:
+    """'auto' -> cuda when available, else cpu. An unavailable explicit device is a UserError."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for, but CUDA is not available on this machine")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device 'mps' asked for, but MPS is not available on this machine")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_factor(step: int, max_steps: int, schedule: str, warmup: int = 0, min_ratio: float = 0.1) -> float:
+    """Multiplier of the base learning rate at `step` (a pure function of the step, so resume is exact)."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+    if schedule == "cosine":
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0 if progress < 0.5 else (0.1 if progress < 0.75 else 0.01)  # "step"
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches of one epoch: a permutation fixed by (seed, epoch), incomplete last batch dropped."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+
+
+def batches_from(dataset, batch_size: int, seed: int, start_step: int, num_workers: int = 0) -> Iterator[dict]:
+    """Endless batches starting at global step `start_step`, epoch after epoch.
+
+    Which samples a step sees depends only on (seed, step), so a resumed run sees the same batches.
+    """
+    per_epoch = len(dataset) // batch_size
+    if per_epoch == 0:
+        raise UserError(f"the data set has {len(dataset)} images, fewer than train.batch_size={batch_size}")
+    epoch, skip = divmod(start_step, per_epoch)
+    while True:
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        batches = epoch_batches(len(dataset), batch_size, seed, epoch)[skip:]
+        # the loader's own generator: creating an iterator must not draw from the global RNG
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, generator=g)
+        yield from loader
+        epoch, skip = epoch + 1, 0
+
+
+class MetricsLog:
+    """metrics.jsonl in the run folder; on resume, entries after the resumed step are dropped."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = path
+        if resume_step is not None and path.exists():
+            kept = [
+                line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= resume_step
+            ]
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        elif resume_step is None and path.exists():
+            path.unlink()
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []

@@ -1,0 +1,301 @@
+"""Stage-1 trainer: the translator and its discriminators, with every loss of design.md §1.
+
+One generator step per batch (both domains at once), then one discriminator step. Each decoder runs
+once per step over a concatenated batch: [own content (reconstruction), other content with an
+encoded style, other content with a sampled N(0, I) style].
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from vqi2i.checkpoint import (
+    has_checkpoint,
+    load_trainer_state,
+    load_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from vqi2i.errors import UserError
+from vqi2i.losses import VGGPerceptual, d_loss, g_loss
+from vqi2i.models.build import build_discriminators, build_model
+from vqi2i.models.quantizer import codebook_stats
+from vqi2i.models.vqi2i import VQI2I
+from vqi2i.train.runtime import (
+    MetricsLog,
+    batches_from,
+    lr_factor,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_lr,
+    set_rng_state,
+)
+
+OTHER = {"a": "b", "b": "a"}
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    terms: dict[str, float]
+    fakes: dict[str, torch.Tensor]  # per domain, the generated images the discriminator should reject
+    features: torch.Tensor  # continuous content features of this batch [N, D], for dead-code restarts
+    tokens: torch.Tensor  # all token ids of this batch, for codebook statistics
+
+
+def generator_step(
+    model: VQI2I,
+    discs,
+    x: dict[str, torch.Tensor],
+    cfg: DictConfig,
+    perceptual: VGGPerceptual | None,
+    adversarial: bool,
+    paired: bool,
+) -> StepOutput:
+    L = cfg.loss
+    n = x["a"].shape[0]
+    q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
+    terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
+    own_style = {d: model.encode_style(x[d], d) for d in ("a", "b")}
+    rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
+    rec, trans_enc, trans_rand = {}, {}, {}
+    for d in ("a", "b"):
+        src = OTHER[d]
+        z = torch.cat([q[d][0], q[src][0], q[src][0]])
+        s = torch.cat([own_style[d], own_style[d], rand_style[d]])
+        rec[d], trans_enc[d], trans_rand[d] = model.decode(z, s, d).split(n)
+
+    terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
+    if perceptual is not None:
+        terms["perceptual"] = sum(perceptual(rec[d], x[d]) for d in ("a", "b"))
+    if paired:  # the translation of a's content with b's own style must be b itself, and vice versa
+        terms["paired"] = sum(F.l1_loss(trans_enc[d], x[d]) for d in ("a", "b"))
+
+    # content regression: translations keep the content they were made from
+    content = []
+    for d in ("a", "b"):
+        target = q[OTHER[d]][0].detach()
+        z_t = model.content_features(torch.cat([trans_enc[d], trans_rand[d]]))
+        content.append(F.l1_loss(z_t, torch.cat([target, target])))
+    terms["content"] = sum(content)
+    # style regression: the style encoder recovers the style a translation was made with
+    if model.multimodal:
+        style = []
+        for d in ("a", "b"):
+            s_hat = model.encode_style(torch.cat([trans_enc[d], trans_rand[d]]), d)
+            style.append(F.l1_loss(s_hat, torch.cat([own_style[d].detach(), rand_style[d]])))
+        terms["style"] = sum(style)
+
+    fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
+    if adversarial:
+        terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
+        terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
+
+    weights = {
+        "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
+        "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
+    }  # fmt: skip
+    loss = sum(weights[k] * v for k, v in terms.items())
+    features = torch.cat([q[d][3].detach().permute(0, 2, 3, 1).reshape(-1, q[d][3].shape[1]) for d in "ab"])
+    tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
+    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens)
+
+
+def discriminator_step(discs, x: dict[str, torch.Tensor], fakes: dict[str, torch.Tensor], cfg: DictConfig):
+    """Real images against the generator's (detached) outputs; reconstructions weigh adv_recon_ratio."""
+    n = x["a"].shape[0]
+    total = x["a"].new_zeros(())
+    for d in ("a", "b"):
+        trans, rec = fakes[d][: 2 * n].detach(), fakes[d][2 * n :].detach()
+        real = discs[d](x[d])
+        total = total + d_loss(real, discs[d](trans), cfg.loss.gan_mode)
+        total = total + cfg.loss.adv_recon_ratio * d_loss(real, discs[d](rec), cfg.loss.gan_mode)
+    return total
+
+
+def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
+    """A fixed batch for image grids and validation: test images when there are any, else train."""
+    from vqi2i.data import build_dataset
+
+    try:
+        ds = build_dataset(cfg.data, "test", train=False, seed=int(cfg.train.seed))
+    except UserError:
+        ds = build_dataset(cfg.data, "train", train=False, seed=int(cfg.train.seed))
+    items = [ds[i] for i in range(min(n, len(ds)))]
+    return {d: torch.stack([it[d] for it in items]) for d in ("a", "b")}
+
+
+@torch.no_grad()
+def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig, path: Path) -> dict[str, float]:
+    """Image grid (inputs, reconstructions, translations with several random styles) + validation
+    figures on the same batch: reconstruction L1 and codes used."""
+    from vqi2i.images import save_grid
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(int(cfg.train.seed))
+    rows, labels, l1, tokens = [], [], [], []
+    k = int(cfg.train.num_styles) if model.multimodal else 1
+    for d in ("a", "b"):
+        x = batch[d].to(device)
+        tok, z_q = model.encode_content(x)
+        tokens.append(tok.flatten())
+        rec = model.decode(z_q, model.encode_style(x, d), d)
+        l1.append(F.l1_loss(rec, x).item())
+        rows += [x, rec]
+        labels += [f"{d.upper()}", f"{d.upper()} recon"]
+        for i in range(k):
+            style = model.sample_style(x.shape[0], g, device) if model.multimodal else None
+            rows.append(model.decode(z_q, style, OTHER[d]))
+            labels.append(f"{d.upper()}->{OTHER[d].upper()} s{i}")
+    save_grid([r.cpu() for r in rows], path, overwrite=True, labels=labels)
+    model.train(was_training)
+    stats = codebook_stats(torch.bincount(torch.cat(tokens).cpu(), minlength=model.n_embed))
+    return {"val_recon_l1": sum(l1) / len(l1), "val_codes_used": stats["codes_used"]}
+
+
+def train(
+    cfg: DictConfig, run_dir: str | Path, *, resume: bool = False, progress: bool = True, stop_at: int | None = None
+) -> dict:
+    """Train (or resume) a translator in `run_dir`; returns the last logged metrics.
+
+    stop_at: save a checkpoint and stop at this step, as if interrupted there (for time-sliced jobs);
+    `resume` later continues exactly as if the run had never stopped."""
+    from vqi2i.data import build_dataset
+
+    run_dir = Path(run_dir)
+    T = cfg.train
+    seed_everything(int(T.seed))
+    device = select_device(T.device)
+    model = build_model(cfg).to(device)
+    discs = build_discriminators(cfg).to(device)
+    perceptual = VGGPerceptual(cfg.loss.vgg_weights).to(device) if cfg.loss.perceptual > 0 else None
+    opt_g = torch.optim.Adam(model.parameters(), lr=T.lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
+    opt_d = torch.optim.Adam(discs.parameters(), lr=T.disc_lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
+    dataset = build_dataset(cfg.data, "train", train=True, seed=int(T.seed))
+    paired = bool(getattr(dataset, "aligned", False))
+    preview = _preview_batch(cfg)
+
+    step = 0
+    if resume:
+        ckpt = resolve_checkpoint(run_dir)
+        load_weights(model, ckpt / "model.safetensors", device)
+        load_weights(discs, ckpt / "disc.safetensors", device)
+        trainer_state, state = load_trainer_state(ckpt)
+        opt_g.load_state_dict(trainer_state["opt_g"])
+        opt_d.load_state_dict(trainer_state["opt_d"])
+        set_rng_state(trainer_state["rng"])
+        step = int(state["step"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "samples").mkdir(exist_ok=True)
+    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+
+    def save() -> Path:
+        trainer_state = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state()}
+        return save_checkpoint(
+            run_dir, step, cfg, {"model": model, "disc": discs}, trainer_state,
+            {"epoch": step // max(1, len(dataset) // int(T.batch_size))}, keep=int(T.keep_checkpoints),
+        )  # fmt: skip
+
+    use_bf16 = bool(T.bf16) and device.type == "cuda"
+    sums: dict[str, float] = defaultdict(float)
+    counts = torch.zeros(model.n_embed, dtype=torch.long)
+    n_logged, restarted, last = 0, 0, {}
+    t0 = time.perf_counter()
+    model.train()
+    discs.train()
+    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    batches = batches_from(dataset, int(T.batch_size), int(T.seed), step, int(cfg.data.num_workers))
+    try:
+        end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+        while step < end:
+            batch = next(batches)
+            x = {d: batch[d].to(device) for d in ("a", "b")}
+            factor = lr_factor(step, int(T.max_steps), T.lr_schedule, int(T.warmup_steps), float(T.min_lr_ratio))
+            set_lr(opt_g, T.lr * factor)
+            set_lr(opt_d, T.disc_lr * factor)
+            adversarial = step >= int(T.disc_start) and cfg.loss.adv > 0
+
+            discs.requires_grad_(False)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = generator_step(model, discs, x, cfg, perceptual, adversarial, paired)
+            opt_g.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if T.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), T.grad_clip)
+            opt_g.step()
+            discs.requires_grad_(True)
+
+            if adversarial:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss_d = discriminator_step(discs, x, out.fakes, cfg)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                if T.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(discs.parameters(), T.grad_clip)
+                opt_d.step()
+                sums["disc"] += loss_d.item()
+
+            step += 1
+            cb = cfg.model.codebook
+            if cb.restart_dead and step % int(cb.restart_every) == 0:
+                restarted += model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
+            for k, v in out.terms.items():
+                sums[k] += v
+            sums["total"] += out.loss.item()
+            counts += torch.bincount(out.tokens.cpu(), minlength=model.n_embed)
+            n_logged += 1
+            bar.update(1)
+
+            if step % int(T.log_every) == 0 or step == int(T.max_steps):
+                elapsed = time.perf_counter() - t0
+                last = {
+                    "step": step,
+                    "lr": T.lr * factor,
+                    **{k: v / n_logged for k, v in sums.items()},
+                    **codebook_stats(counts),
+                    "codes_restarted": restarted,
+                    "steps_per_s": n_logged / elapsed,
+                }
+                if step % int(T.image_every) == 0 or step == int(T.max_steps):
+                    last.update(write_preview(model, preview, cfg, run_dir / "samples" / f"step-{step:07d}.png"))
+                log.write(last)
+                bar.set_postfix(
+                    total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
+                    codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
+                )  # fmt: skip
+                sums.clear()
+                counts.zero_()
+                n_logged, restarted, t0 = 0, 0, time.perf_counter()
+            if step % int(T.ckpt_every) == 0 or step == end:
+                save()
+    except KeyboardInterrupt:
+        bar.close()
+        ckpt = save()
+        raise UserError(f"interrupted at step {step}; saved {ckpt} (continue with --resume)") from None
+    bar.close()
+    return last
+
+
+def prepare_run(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an existing run unless asked; resuming needs a checkpoint."""
+    if resume:
+        if not has_checkpoint(run_dir):
+            raise UserError(f"cannot resume: {run_dir} holds no checkpoint (checkpoints/latest)")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UserError(f"run folder {run_dir} is not empty; pass --resume to continue it or --overwrite")
+        import shutil
+
+        shutil.rmtree(run_dir)
