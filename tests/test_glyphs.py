@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from vqi2i.cli import main
 from vqi2i.data import glyphs
 from vqi2i.errors import UserError
 
@@ -121,12 +121,17 @@ def test_fonts_not_installed_names_the_debian_packages():
 
 def test_cli_without_fonts_is_one_clear_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(glyphs, "installed_fonts", lambda: [])
-    parser = argparse.ArgumentParser()
-    glyphs.register_glyphs(parser.add_subparsers())
-    args = parser.parse_args(["glyphs", str(tmp_path / "g")])
-    with pytest.raises(UserError, match="fonts-arphic-ukai|fonts-arphic-uming"):
-        args.func(args)
+    assert main(["data", "glyphs", str(tmp_path / "g"), "--num-chars", "4"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "fonts-arphic-uming" in err and "Traceback" not in err
     assert not (tmp_path / "g").exists()
+
+
+def test_cli_builds_the_data_set(fonts, tmp_path, capsys):
+    out = tmp_path / "g"
+    assert main(["data", "glyphs", str(out), "--num-chars", "6", "--size", "16", "--test-ratio", "0.5"]) == 0
+    assert len(names(out / "testA")) == len(names(out / "trainB")) == 3
+    assert "wrote 3 train and 3 test characters" in capsys.readouterr().out
 
 
 def test_font_path_that_is_not_a_font(tmp_path, fonts):

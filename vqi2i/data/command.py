@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from vqi2i.data.glyphs import register_glyphs
 from vqi2i.data.scenes import register_scenes
 
 # each adds one `vqi2i data KIND` sub-parser (with its own `func`) to the `data` sub-parsers
 DATA_COMMANDS = [
     register_scenes,  # vqi2i data scenes OUT
+    register_glyphs,  # vqi2i data glyphs OUT
 ]
 
 
