@@ -1,0 +1,1 @@
+"""Applications on trained checkpoints: translate, encode, info, generate, extend, complete, interpolate."""
