@@ -1,0 +1,173 @@
+"""Sampling speed: our KV-cached sampler against full-recompute baselines, measured in the same run.
+
+Cases (same depth, width and heads for every model; random weights, speed does not depend on them):
+  generate 16x16      ours vs taming.modules.transformer.mingpt `sample()` (no cache, whole prefix per token)
+  generate 32x32      ours (2-D sliding window of 16x16) vs mingpt `sample()` (its 1-D window of 256 tokens)
+  extend 16x16 by 8   ours vs a full 16x16-window recompute per new token (how the released VQ-I2I samples)
+
+Prints one JSON object: tokens/s, seconds, peak memory (CUDA: max allocated; CPU: the rise of the process's
+peak resident set over the run of the case) and the speed-up of ours over the baseline.
+
+    python scripts/bench_sampling.py                       # CPU, torch's default thread count
+    python scripts/bench_sampling.py --batch 16 --cases gen16,extend
+    python scripts/bench_sampling.py --device cuda --batch 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import time
+
+import torch
+from taming.modules.transformer.mingpt import GPT as MinGPT
+from taming.modules.transformer.mingpt import sample as mingpt_sample
+
+from vqi2i.models.prior import ContentPrior, PriorConfig
+from vqi2i.sampling import extend_right, generate_grids
+
+
+class PeakMemory:
+    """Peak extra memory of a block: CUDA max-allocated, or on Linux CPU the peak RSS after a reset."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.mb = float("nan")
+
+    @staticmethod
+    def _status_kb(key: str) -> int:
+        with open("/proc/self/status") as f:
+            return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        elif os.path.exists("/proc/self/clear_refs"):
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak resident set size (VmHWM) to the current one
+            self.base = self._status_kb("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        elif os.path.exists("/proc/self/clear_refs"):
+            self.mb = max(0, self._status_kb("VmHWM") * 1024 - self.base) / 2**20
+        return False
+
+
+def measure(fn, device: torch.device, new_tokens: int) -> dict:
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    return {"seconds": round(seconds, 3), "tokens_per_s": round(new_tokens / seconds, 1),
+            "peak_mem_mb": round(mem.mb, 1)}
+
+
+def window_recompute_extend(prior: ContentPrior, grid: torch.Tensor, new_cols: int, generator):
+    """The released code's way: for every new token, run the whole window around it, read one position.
+
+    The window is centred on the token where the grid allows (taming's sliding-window sampler)."""
+    B, H, W = grid.shape
+    R, C = prior.cfg.block_rows, prior.cfg.block_cols
+    out = torch.zeros(B, H, W + new_cols, dtype=torch.long, device=grid.device)
+    out[:, :, :W] = grid
+    for i in range(H):
+        for j in range(W, W + new_cols):
+            top = min(max(i - R // 2, 0), H - R)
+            left = min(max(j - C // 2, 0), W + new_cols - C)
+            cell = (i - top) * C + (j - left)
+            logits = prior.window_logits(out[:, top : top + R, left : left + C])[:, cell]
+            probs = torch.softmax(logits.float(), -1)
+            out[:, i, j] = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return out
+
+
+CASES = ("gen16", "gen32", "extend")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--vocab", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=1, help="samples generated together")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    cases = args.cases.split(",")
+    if set(cases) - set(CASES):
+        ap.error(f"unknown case(s) {sorted(set(cases) - set(CASES))}; choose from {', '.join(CASES)}")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    ctx = 16
+    cfg = PriorConfig(vocab_size=args.vocab, block_rows=ctx, block_cols=ctx, n_layer=args.layers,
+                      n_head=args.heads, n_embd=args.width)
+    prior = ContentPrior(cfg).to(device).eval()
+    # the baseline GPT: same depth/width/heads; one extra vocabulary entry serves as its start token
+    mingpt = MinGPT(vocab_size=args.vocab + 1, block_size=ctx * ctx, n_layer=args.layers, n_head=args.heads,
+                    n_embd=args.width).to(device).eval()
+    B = args.batch
+
+    def gen(seed: int = args.seed) -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def ours_generate(rows, cols):
+        return lambda: generate_grids(prior, B, rows, cols, generator=gen(), allow_window=True)
+
+    def mingpt_generate(n_tokens):
+        start = torch.full((B, 1), args.vocab, dtype=torch.long, device=device)
+        return lambda: mingpt_sample(mingpt, start, steps=n_tokens, sample=True)
+
+    results = []
+
+    def case(name, ours, baseline, baseline_name, new_tokens):
+        o = measure(ours, device, new_tokens)
+        b = measure(baseline, device, new_tokens)
+        results.append({"case": name, "new_tokens": new_tokens, "ours": o, baseline_name: b,
+                        "speedup": round(b["seconds"] / o["seconds"], 1)})
+        print(json.dumps(results[-1]), flush=True)
+
+    with torch.no_grad():
+        ours_generate(4, 4)()  # warm up both paths
+        mingpt_generate(16)()
+        prior.window_logits(torch.zeros(B, ctx, ctx, dtype=torch.long, device=device))
+        if "gen16" in cases:
+            case("generate 16x16", ours_generate(16, 16), mingpt_generate(256), "mingpt_sample", B * 256)
+        if "gen32" in cases:
+            case("generate 32x32 (sliding window)", ours_generate(32, 32), mingpt_generate(1024),
+                 "mingpt_sample", B * 1024)
+        if "extend" in cases:
+            start = torch.randint(0, args.vocab, (B, ctx, ctx), generator=gen(1), device=device)
+            case("extend 16x16 by 8 columns", lambda: extend_right(prior, start, 8, generator=gen()),
+                 lambda: window_recompute_extend(prior, start, 8, gen()), "window_recompute", B * ctx * 8)
+
+    report = {
+        "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "model": {"layers": args.layers, "width": args.width, "heads": args.heads, "vocab": args.vocab,
+                  "context": f"{ctx}x{ctx}", "params": prior.num_params(), "batch": B},
+        "results": results,
+    }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
