@@ -5,14 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+CHUNK_BYTES = 16 * 2**20  # one fp32 block of chunk x K distances
 
+
+@torch.no_grad()
 def codebook_lookup_torch(
-    z: torch.Tensor, codebook: torch.Tensor, *, metric: str = "l2", chunk: int = 4096
+    z: torch.Tensor, codebook: torch.Tensor, *, metric: str = "l2", chunk: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest code for each row of z (N x D) in codebook (K x D) -> (indices [N], distances [N]).
 
-    Chunked over N so memory stays bounded at chunk x K instead of N x K. l2 distances are squared
-    euclidean; cosine distances are 1 - cos. Ties go to the lowest index (torch.argmin).
+    Chunked over N so that memory stays bounded by two chunk x K blocks (about 2 x CHUNK_BYTES by
+    default) instead of taming's several N x K matrices. l2 distances are squared euclidean, in
+    taming's order of operations (z^2 + e^2) - 2 z.e; cosine distances are 1 - cos. Ties go to
+    the lowest index (torch.min / argmin). A search: the results carry no gradient.
     """
     if metric not in ("l2", "cosine"):
         raise ValueError(f"unknown metric {metric!r}; use 'l2' or 'cosine'")
@@ -21,23 +26,30 @@ def codebook_lookup_torch(
     if metric == "cosine":
         z32 = F.normalize(z32, dim=1)
         e32 = F.normalize(e32, dim=1)
+    n, k = z32.shape[0], e32.shape[0]
+    if chunk is None:
+        chunk = max(1, CHUNK_BYTES // (4 * max(k, 1)))
+    e_t = e32.t()
     e_sq = (e32 * e32).sum(1)
-    n = z32.shape[0]
+    z_sq = (z32 * z32).sum(1)
     idx = torch.empty(n, dtype=torch.long, device=z.device)
     dist = torch.empty(n, dtype=torch.float32, device=z.device)
     for s in range(0, n, chunk):
-        zc = z32[s : s + chunk]
+        dots = z32[s : s + chunk] @ e_t
         if metric == "l2":
-            d = (zc * zc).sum(1, keepdim=True) + e_sq[None] - 2.0 * zc @ e32.t()
+            d = z_sq[s : s + chunk, None] + e_sq[None, :]
+            d.sub_(dots, alpha=2.0)
+            del dots
         else:
-            d = 1.0 - zc @ e32.t()
-        m, i = d.min(dim=1)
-        idx[s : s + chunk] = i
-        dist[s : s + chunk] = m
+            d = dots.neg_().add_(1.0)
+        torch.min(d, dim=1, out=(dist[s : s + chunk], idx[s : s + chunk]))
+        del d
     return idx, dist
 
 
-def attention_torch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = True) -> torch.Tensor:
+def attention_torch(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = True
+) -> torch.Tensor:
     """q, k, v: [B, H, T, Dh] -> [B, H, T, Dh]. Causal masks are aligned to the end (Tq <= Tk)."""
     tq, tk = q.shape[-2], k.shape[-2]
     if causal and tq != tk:
