@@ -1,0 +1,416 @@
+"""Stage-2 trainer: the content prior over token grids of a frozen codec.
+
+The codec's training images (both domains, and their mirror images) are encoded once into a token
+cache (`vqi2i.tokens`); each step reads a batch of grids, optionally cut to random sub-windows so the
+prior learns windows of any size at any place in an image (what sliding-window sampling needs), and
+minimises next-token cross-entropy. Checkpoints use the stage-1 layout (`vqi2i.checkpoint`) and record
+the codec's `checkpoint_id`: a prior is only ever used with the codec whose tokens it learnt.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from vqi2i.checkpoint import (
+    MODEL_FILE,
+    checkpoint_id,
+    load_model,
+    load_trainer_state,
+    load_weights,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from vqi2i.config import _check_keys, _parse_override
+from vqi2i.errors import UserError, did_you_mean
+from vqi2i.models.prior import ContentPrior, PriorConfig
+from vqi2i.tokens import TokenSet, cached_tokens
+from vqi2i.train.runtime import (
+    MetricsLog,
+    epoch_batches,
+    lr_factor,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_lr,
+    set_rng_state,
+)
+
+PRIOR_DEFAULTS: dict[str, Any] = {
+    "kind": "prior",  # marks a prior's config, so it is never mistaken for a translator's
+    "name": "prior",
+    "model": {
+        "n_layer": 8,
+        "n_head": 8,
+        "n_embd": 256,
+        "dropout": 0.1,
+        "block_rows": None,  # the context, in token rows/columns; null = the codec's token grid
+        "block_cols": None,
+        "vocab_size": None,  # filled in from the codec (its codebook size)
+    },
+    "data": {
+        "root": None,  # null = the codec's data.root (and size, crop, channels below)
+        "size": None,
+        "crop": None,
+        "flip": True,  # also train on mirrored images (left extension samples mirrored grids)
+        "window_prob": 0.5,  # fraction of steps trained on random sub-windows instead of whole grids
+        "min_window": 4,  # smallest sub-window side, in tokens
+        "token_cache": None,  # folder of token caches; null = RUN/tokens
+        "val_fraction": 0.05,  # held-out train images when the data set has no test split
+        "encode_batch": 32,
+    },
+    "train": {
+        "seed": 0,
+        "batch_size": 32,
+        "max_steps": 2000,
+        "lr": 6e-4,
+        "betas": [0.9, 0.95],
+        "weight_decay": 0.1,
+        "lr_schedule": "cosine",
+        "warmup_steps": 100,
+        "min_lr_ratio": 0.1,
+        "grad_clip": 1.0,
+        "log_every": 50,
+        "eval_every": 250,  # validation loss and a sheet of sampled grids decoded in both domains
+        "ckpt_every": 250,
+        "keep_checkpoints": 2,
+        "num_samples": 4,
+        "device": "auto",
+        "bf16": True,
+    },
+    "codec": {"path": None, "checkpoint_id": None},  # recorded by the trainer
+}
+
+
+def load_prior_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """PRIOR_DEFAULTS <- YAML file <- key=value overrides, every key checked."""
+    cfg = OmegaConf.create(PRIOR_DEFAULTS)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file {path} does not exist")
+        try:
+            user = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(user, dict):
+            raise UserError(f"config file {path} must hold a mapping at the top level")
+        if user.get("kind", "prior") != "prior" or "disc" in user or "loss" in user:
+            raise UserError(f"{path} is not a prior config (train a translator with `vqi2i train`)")
+        _check_keys(user, PRIOR_DEFAULTS)
+        cfg = OmegaConf.merge(cfg, OmegaConf.create(user))
+    for item in overrides:
+        key, value = _parse_override(item)
+        node: Any = PRIOR_DEFAULTS
+        for i, part in enumerate(key.split(".")):
+            if not isinstance(node, dict) or part not in node:
+                prefix = ".".join(key.split(".")[:i])
+                choices = [f"{prefix}.{k}" if prefix else k for k in (node if isinstance(node, dict) else {})]
+                raise UserError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
+            node = node[part]
+        OmegaConf.update(cfg, key, value, merge=False)
+    validate_prior_config(cfg)
+    return cfg
+
+
+def validate_prior_config(cfg: DictConfig) -> None:
+    m, d, t = cfg.model, cfg.data, cfg.train
+    for key in ("n_layer", "n_head", "n_embd"):
+        if int(m[key]) < 1:
+            raise UserError(f"model.{key} must be >= 1, got {m[key]}")
+    if int(m.n_embd) % int(m.n_head):
+        raise UserError(f"model.n_embd={m.n_embd} must be divisible by model.n_head={m.n_head}")
+    for key in ("block_rows", "block_cols"):
+        if m[key] is not None and int(m[key]) < 1:
+            raise UserError(f"model.{key} must be >= 1 or null, got {m[key]}")
+    if not 0.0 <= float(d.window_prob) <= 1.0 or not 0.0 <= float(d.val_fraction) < 1.0:
+        raise UserError("data.window_prob must be in [0, 1] and data.val_fraction in [0, 1)")
+    if int(d.min_window) < 1:
+        raise UserError(f"data.min_window must be >= 1, got {d.min_window}")
+    if int(t.batch_size) < 1 or int(t.max_steps) < 1:
+        raise UserError("train.batch_size and train.max_steps must be >= 1")
+    if t.lr_schedule not in ("constant", "cosine", "step"):
+        raise UserError(f"train.lr_schedule={t.lr_schedule!r} is not one of constant, cosine, step")
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------
+
+
+def _raw_config(ckpt: Path) -> dict:
+    try:
+        return yaml.safe_load((ckpt / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        raise UserError(f"checkpoint {ckpt} has no readable config.yaml") from None
+
+
+def is_prior_checkpoint(path: str | Path) -> bool:
+    return _raw_config(resolve_checkpoint(path)).get("kind") == "prior"
+
+
+def check_codec_path(path: str | Path) -> Path:
+    """A codec (translator) checkpoint folder; a prior given in its place is a UserError."""
+    ckpt = resolve_checkpoint(path)
+    if _raw_config(ckpt).get("kind") == "prior":
+        raise UserError(f"{path} is a prior checkpoint; --codec needs a translator run (trained by `vqi2i train`)")
+    return ckpt
+
+
+def prior_config_of(cfg: DictConfig) -> PriorConfig:
+    m = cfg.model
+    return PriorConfig(vocab_size=int(m.vocab_size), block_rows=int(m.block_rows), block_cols=int(m.block_cols),
+                       n_layer=int(m.n_layer), n_head=int(m.n_head), n_embd=int(m.n_embd), dropout=float(m.dropout))
+
+
+def load_prior(path: str | Path, device: str | torch.device = "cpu") -> tuple[ContentPrior, DictConfig]:
+    """A trained prior for sampling -> (prior in eval mode, its config)."""
+    ckpt = resolve_checkpoint(path)
+    raw = _raw_config(ckpt)
+    if raw.get("kind") != "prior":
+        raise UserError(f"{path} is not a prior checkpoint (it looks like a translator; train one with "
+                        "`vqi2i train-prior`)")
+    cfg = OmegaConf.merge(OmegaConf.create(PRIOR_DEFAULTS), OmegaConf.create(raw))
+    prior = ContentPrior(prior_config_of(cfg))
+    load_weights(prior, ckpt / MODEL_FILE)
+    prior.to(device).eval()
+    prior.checkpoint_dir = ckpt
+    return prior, cfg
+
+
+def open_prior_with_codec(prior_path: str | Path, codec_path: str | Path | None, device):
+    """(prior, prior cfg, codec, codec cfg) after checking the prior was trained on this codec's tokens."""
+    prior, cfg = load_prior(prior_path, device)
+    recorded = cfg.codec.checkpoint_id
+    if codec_path is None:
+        if not cfg.codec.path:
+            raise UserError(f"prior {prior_path} does not record its codec; pass --codec")
+        codec_path = Path(cfg.codec.path)
+        if not codec_path.exists():
+            raise UserError(f"the prior's codec {codec_path} does not exist any more; pass --codec with it")
+    check_codec_path(codec_path)
+    found = checkpoint_id(codec_path)
+    if recorded and found != recorded:
+        raise UserError(
+            f"prior {prior_path} belongs to codec {recorded} ({cfg.codec.path}), but {codec_path} is codec "
+            f"{found}: its tokens mean something else; use the codec the prior was trained with"
+        )
+    codec, codec_cfg = load_model(codec_path, device)
+    if codec.n_embed != prior.cfg.vocab_size:
+        raise UserError(f"the codec has {codec.n_embed} codes, the prior {prior.cfg.vocab_size}")
+    codec.requires_grad_(False)
+    return prior, cfg, codec, codec_cfg
+
+
+# -- data ----------------------------------------------------------------------------------------------
+
+
+def random_windows(grids: torch.Tensor, rows: int, cols: int, generator: torch.Generator) -> torch.Tensor:
+    """One rows x cols window per grid [B, H, W], at a random place in each."""
+    B, H, W = grids.shape
+    top = torch.randint(0, H - rows + 1, (B,), generator=generator)
+    left = torch.randint(0, W - cols + 1, (B,), generator=generator)
+    r = (top[:, None] + torch.arange(rows))[:, :, None]  # [B, rows, 1]
+    c = (left[:, None] + torch.arange(cols))[:, None, :]  # [B, 1, cols]
+    return grids[torch.arange(B)[:, None, None], r, c]
+
+
+def training_windows(grids: torch.Tensor, pcfg: PriorConfig, data_cfg, generator: torch.Generator) -> torch.Tensor:
+    """The windows one step trains on: context-sized, or (with probability window_prob) a random smaller
+    size shared by the batch, each at a random place in its grid."""
+    R, C = pcfg.block_rows, pcfg.block_cols
+    if float(torch.rand((), generator=generator)) < float(data_cfg.window_prob):
+        lo_r, lo_c = min(int(data_cfg.min_window), R), min(int(data_cfg.min_window), C)
+        R = int(torch.randint(lo_r, R + 1, (), generator=generator))
+        C = int(torch.randint(lo_c, C + 1, (), generator=generator))
+    return random_windows(grids, R, C, generator)
+
+
+def split_validation(ts: TokenSet, fraction: float, seed: int) -> tuple[TokenSet, TokenSet]:
+    """Hold out whole source images (with their mirror images) for validation."""
+    key = ts.domain.long() * (int(ts.image.max()) + 1) + ts.image
+    images = key.unique()
+    g = torch.Generator().manual_seed(seed)
+    n_val = max(1, round(fraction * len(images)))
+    val_images = images[torch.randperm(len(images), generator=g)[:n_val]]
+    is_val = torch.isin(key, val_images)
+    if is_val.all():
+        raise UserError("too few training images to hold any out for validation; add a test split")
+
+    def pick(mask):
+        return TokenSet(ts.tokens[mask], ts.domain[mask], ts.flipped[mask], ts.image[mask])
+
+    return pick(~is_val), pick(is_val)
+
+
+@torch.no_grad()
+def evaluate(prior: ContentPrior, val: torch.Tensor, batch_size: int, use_bf16: bool) -> float:
+    """Mean next-token loss (nats) over validation grids, read through the context-sized window at the
+    top-left of each grid."""
+    was_training = prior.training
+    prior.eval()
+    device = next(prior.parameters()).device
+    R, C = prior.cfg.block_rows, prior.cfg.block_cols
+    total, count = 0.0, 0
+    for s in range(0, len(val), batch_size):
+        w = val[s : s + batch_size, :R, :C].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            total += prior.loss(w).item() * w.numel()
+        count += w.numel()
+    prior.train(was_training)
+    return total / max(1, count)
+
+
+@torch.no_grad()
+def write_samples(prior: ContentPrior, codec, cfg: DictConfig, path: Path) -> None:
+    """A sheet of sampled grids, each decoded in domain a (top row) and b (bottom row)."""
+    from vqi2i.images import save_grid
+    from vqi2i.sampling import generate_grids
+
+    device = next(prior.parameters()).device
+    g = torch.Generator(device=device).manual_seed(int(cfg.train.seed))
+    n = int(cfg.train.num_samples)
+    grids = generate_grids(prior, n, prior.cfg.block_rows, prior.cfg.block_cols, generator=g)
+    rows = []
+    for d in ("a", "b"):
+        style = codec.sample_style(n, g, device) if codec.multimodal else None
+        rows.append(codec.decode(grids, style, d).float().cpu())
+    save_grid(rows, path, overwrite=True, labels=["A", "B"])
+
+
+# -- training ------------------------------------------------------------------------------------------
+
+
+def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | None, *, resume: bool = False,
+                progress: bool = True, stop_at: int | None = None) -> dict:
+    """Train (or resume) a prior in `run_dir` on the tokens of the codec at `codec_path` (on resume the
+    recorded codec, which `codec_path` must match if given). Returns the last logged metrics."""
+    run_dir = Path(run_dir)
+    T, D = cfg.train, cfg.data
+    seed_everything(int(T.seed))
+    device = select_device(T.device)
+
+    if codec_path is None:
+        if not cfg.codec.path:
+            raise UserError("give the codec run the prior learns the tokens of: --codec RUN")
+        codec_path = cfg.codec.path
+    codec_ckpt = check_codec_path(codec_path)
+    codec_id = checkpoint_id(codec_ckpt)
+    if cfg.codec.checkpoint_id and cfg.codec.checkpoint_id != codec_id:
+        raise UserError(f"{run_dir} was trained on codec {cfg.codec.checkpoint_id} ({cfg.codec.path}), "
+                        f"but {codec_path} is codec {codec_id}")
+    codec, codec_cfg = load_model(codec_ckpt, device)
+    codec.requires_grad_(False)
+    cfg.codec.path = str(Path(codec_ckpt).resolve())
+    cfg.codec.checkpoint_id = codec_id
+
+    data_cfg = OmegaConf.merge(codec_cfg.data, {k: D[k] for k in ("root", "size", "crop") if D[k] is not None})
+    cache_dir = Path(D.token_cache) if D.token_cache else run_dir / "tokens"
+    train_ts, cache, fresh = cached_tokens(codec, codec_id, data_cfg, "train", cache_dir, device,
+                                           flip=bool(D.flip), batch_size=int(D.encode_batch), progress=progress)
+    print(f"{'encoded' if fresh else 'read'} {len(train_ts)} train token grids {train_ts.grid} ({cache})")
+    try:
+        val_ts, _, _ = cached_tokens(codec, codec_id, data_cfg, "test", cache_dir, device, flip=False,
+                                     batch_size=int(D.encode_batch), progress=progress)
+    except UserError:  # no test split: hold out some train images
+        train_ts, val_ts = split_validation(train_ts, float(D.val_fraction), int(T.seed))
+        print(f"no test images; validating on {len(val_ts)} held-out train grids")
+
+    h, w = train_ts.grid
+    m = cfg.model
+    m.block_rows = int(m.block_rows or h)
+    m.block_cols = int(m.block_cols or w)
+    if m.block_rows > h or m.block_cols > w:
+        raise UserError(f"the context {m.block_rows}x{m.block_cols} is larger than the token grids {h}x{w}")
+    if val_ts.grid[0] < m.block_rows or val_ts.grid[1] < m.block_cols:
+        raise UserError(f"test token grids {val_ts.grid} are smaller than the context; match the image sizes")
+    m.vocab_size = int(codec.n_embed)
+    pcfg = prior_config_of(cfg)
+    prior = ContentPrior(pcfg).to(device)
+
+    decay = [p for p in prior.parameters() if p.dim() >= 2]
+    no_decay = [p for p in prior.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": float(T.weight_decay)}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=float(T.lr), betas=tuple(T.betas),
+    )
+    step = 0
+    if resume:
+        ckpt = resolve_checkpoint(run_dir)
+        load_weights(prior, ckpt / MODEL_FILE, device)
+        trainer_state, state = load_trainer_state(ckpt)
+        opt.load_state_dict(trainer_state["opt"])
+        set_rng_state(trainer_state["rng"])
+        step = int(state["step"])
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+    n_train, bs = len(train_ts), int(T.batch_size)
+    per_epoch = n_train // bs
+    if per_epoch == 0:
+        raise UserError(f"{n_train} training grids are fewer than train.batch_size={bs}")
+
+    def save() -> Path:
+        return save_checkpoint(run_dir, step, cfg, {"model": prior}, {"opt": opt.state_dict(), "rng": rng_state()},
+                               {"epoch": step // per_epoch, "codec_checkpoint_id": codec_id},
+                               keep=int(T.keep_checkpoints))
+
+    use_bf16 = bool(T.bf16) and device.type == "cuda"
+    tokens = train_ts.tokens
+    val_tokens = val_ts.tokens
+    loss_sum, n_logged, tokens_seen, last = 0.0, 0, 0, {}
+    t0 = time.perf_counter()
+    prior.train()
+    end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    epoch, batches = -1, []
+    try:
+        while step < end:
+            e, i = divmod(step, per_epoch)
+            if e != epoch:  # which grids a step sees depends only on (seed, step): resume is exact
+                epoch, batches = e, epoch_batches(n_train, bs, int(T.seed), e)
+            g = torch.Generator().manual_seed(int(T.seed) * 1_000_003 + step)
+            windows = training_windows(tokens[batches[i]], pcfg, D, g).to(device)
+            factor = lr_factor(step, int(T.max_steps), T.lr_schedule, int(T.warmup_steps), float(T.min_lr_ratio))
+            set_lr(opt, float(T.lr) * factor)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                loss = prior.loss(windows)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if float(T.grad_clip) > 0:
+                torch.nn.utils.clip_grad_norm_(prior.parameters(), float(T.grad_clip))
+            opt.step()
+            step += 1
+            loss_sum += loss.item()
+            n_logged += 1
+            tokens_seen += windows.numel()
+            bar.update(1)
+
+            final = step == int(T.max_steps)
+            do_eval = step % int(T.eval_every) == 0 or final
+            if step % int(T.log_every) == 0 or do_eval:
+                elapsed = time.perf_counter() - t0
+                last = {"step": step, "epoch": step // per_epoch, "lr": float(T.lr) * factor,
+                        "loss": loss_sum / n_logged, "bits_per_token": loss_sum / n_logged / math.log(2),
+                        "tokens_per_s": tokens_seen / elapsed}
+                if do_eval:
+                    val = evaluate(prior, val_tokens, 2 * bs, use_bf16)
+                    last.update({"val_loss": val, "val_bits_per_token": val / math.log(2)})
+                    write_samples(prior, codec, cfg, run_dir / "samples" / f"step-{step:07d}.png")
+                    prior.train()
+                log.write(last)
+                bar.set_postfix(loss=f"{last['loss']:.3f}",
+                                **({"val_bits": f"{last['val_bits_per_token']:.3f}"} if do_eval else {}))
+                loss_sum, n_logged, tokens_seen, t0 = 0.0, 0, 0, time.perf_counter()
+            if step % int(T.ckpt_every) == 0 or step == end:
+                save()
+    except KeyboardInterrupt:
+        bar.close()
+        ckpt = save()
+        raise UserError(f"interrupted at step {step}; saved {ckpt} (continue with --resume)") from None
+    bar.close()
+    return last
