@@ -1,5 +1,10 @@
 """The content prior: KV-cached logits equal a full recompute, and a small prior memorises its data."""
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -62,6 +67,36 @@ def test_cached_logits_equal_full_recompute_with_known_chunks():
     grid = complete_grid(prior, start, known, generator=torch.Generator().manual_seed(6), on_step=hook)
     assert len(steps) == int((~known).sum())
     assert_steps_match_full_recompute(prior, grid, steps)
+
+
+def test_kv_cache_through_the_triton_kernels_matches_a_torch_recompute():
+    """The sampler's prefill chunks (strided cache slices) and decode steps through `kernels` in Triton mode
+    (the interpreter on CPU, in a child process so the setting cannot leak into other tests)."""
+    pytest.importorskip("triton")
+    code = textwrap.dedent("""
+        import os, torch
+        from kernels import triton_common
+        from vqi2i.models.prior import ContentPrior, PriorConfig
+        from vqi2i.sampling import extend_right
+        torch.manual_seed(0)
+        cfg = PriorConfig(vocab_size=16, block_rows=2, block_cols=3, n_layer=1, n_head=2, n_embd=32)
+        p = ContentPrior(cfg).eval()
+        steps = []
+        g = extend_right(p, torch.randint(0, 16, (2, 2, 3)), 2, stride=(1, 1),
+                         generator=torch.Generator().manual_seed(0),
+                         on_step=lambda t, l, c, lg: steps.append((t, l, c, lg.clone())))
+        os.environ["VQI2I_KERNELS"] = "torch"
+        with torch.no_grad():
+            err = max((p.window_logits(g[:, t:t + 2, l:l + 3])[:, c] - lg).abs().max().item()
+                      for t, l, c, lg in steps)
+        print(triton_common.INTERPRETED or torch.cuda.is_available(), len(steps), err)
+    """)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "VQI2I_KERNELS": "triton", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    used_triton, n_steps, err = out.stdout.split()
+    assert used_triton == "True" and int(n_steps) == 4
+    assert float(err) < 1e-5
 
 
 def test_cache_overflow_and_bad_config_are_errors():
