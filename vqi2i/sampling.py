@@ -145,7 +145,7 @@ def sample_grid(
                 fed = 0
                 for p in unknown:
                     chunk = slice(fed, p + 1)  # slots whose inputs are ready; the last one predicts cell p
-                    logits = prior(seq[:, chunk], rows_pos[chunk], cols_pos[chunk], cache)[:, -1]
+                    logits = prior(seq[:, chunk], rows_pos[chunk], cols_pos[chunk], cache, last_only=True)[:, -1]
                     if on_step is not None:
                         on_step(top, left, p, logits)
                     token = sample_logits(logits, options, generator)

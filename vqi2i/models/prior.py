@@ -148,10 +148,10 @@ class ContentPrior(nn.Module):
         return KVCache(self.cfg, batch, max_len or self.cfg.block_size, p.device, dtype or p.dtype)
 
     def forward(self, inputs: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """inputs [B, T] token ids (start token allowed), rows/cols [T] window coordinates of the cells
-        the slots predict -> logits [B, T, vocab_size]. With a cache, the T slots follow the cached ones
-        and their keys/values are appended."""
+        the slots predict -> logits [B, T, vocab_size] ([B, 1, vocab_size] with last_only). With a cache,
+        the T slots follow the cached ones and their keys/values are appended."""
         B, T = inputs.shape
         if cache is not None and cache.length + T > cache.max_len:
             raise ValueError(f"KV cache holds {cache.max_len} slots; {cache.length} + {T} do not fit")
@@ -163,6 +163,8 @@ class ContentPrior(nn.Module):
             x = block(x, cache, i, lengths)
         if cache is not None:
             cache.length += T
+        if last_only:
+            x = x[:, -1:]
         return self.head(self.ln_f(x))
 
     def window_logits(self, window: torch.Tensor) -> torch.Tensor:
