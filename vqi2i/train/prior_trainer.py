@@ -317,9 +317,9 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
     try:
         val_ts, _, _ = cached_tokens(codec, codec_id, data_cfg, "test", cache_dir, device, flip=False,
                                      batch_size=int(D.encode_batch), progress=progress)
-    except UserError:  # no test split: hold out some train images
+    except UserError as e:  # no usable test split: hold out some train images
         train_ts, val_ts = split_validation(train_ts, float(D.val_fraction), int(T.seed))
-        print(f"no test images; validating on {len(val_ts)} held-out train grids")
+        print(f"no test images ({e}); validating on {len(val_ts)} held-out train grids")
 
     h, w = train_ts.grid
     m = cfg.model
