@@ -8,6 +8,7 @@ than the fp32 rounding bound of the distance formula, i.e. a genuine float tie.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -252,3 +253,23 @@ def test_cpu_auto_path_never_imports_triton():
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_bench_script_runs_on_cpu():
+    """The benchmark's CPU run (tiny sizes): Triton rows say why they are skipped, the rest have figures."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VQI2I_KERNELS", "TRITON_INTERPRET")}
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "scripts/bench_kernels.py", "--smoke", "--reps", "1", "--device", "cpu"]
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    (lookup,) = report["lookup"]
+    assert lookup["methods"]["triton"] == {"skipped": "no CUDA"}
+    for name in ("torch_path", "taming", "cdist"):
+        assert lookup["methods"][name]["ms"] > 0 and lookup["methods"][name]["peak_mb"] >= 0
+    assert lookup["methods"]["torch_path"]["index_agreement_with_taming"] == 1.0
+    assert lookup["speedup_torch_path_vs_taming"] > 0 and "memory_torch_path_vs_taming" in lookup
+    assert {r["mode"] for r in report["attention"]} == {"forward", "forward+backward"}
+    for row in report["attention"] + report["decode"]:
+        assert row["methods"]["triton"] == {"skipped": "no CUDA"}
+        assert all(m["ms"] > 0 for n, m in row["methods"].items() if n != "triton")
