@@ -210,7 +210,8 @@ def _launch(z, codebook, e_aux, idx, dist, metric, config, splits) -> None:
         _tuned_kernel(z.device, z.dtype)[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), n_splits)](*args, **flags)
 
     if n_splits > 1:
-        # the first split holding the minimum wins: the lowest index among equal minima
-        best, which = part_d.min(dim=0)
+        # splits cover increasing index ranges: among splits holding the minimum, the smallest index
+        # wins (stated explicitly rather than relying on min's tie rule on every device)
+        best = part_d.min(dim=0).values
         dist.copy_(best)
-        idx.copy_(part_i.gather(0, which[None]).squeeze(0))
+        idx.copy_(torch.where(part_d == best, part_i, k).min(dim=0).values)
