@@ -57,5 +57,5 @@ def check_runnable(t: torch.Tensor) -> None:
     """The compiled kernels need CUDA tensors; CPU tensors only work under the interpreter."""
     if not t.is_cuda and not INTERPRETED:
         raise RuntimeError(
-            "the Triton kernels need CUDA tensors, or TRITON_INTERPRET=1 set before triton was first imported"
+            "the Triton kernels need CUDA tensors, or TRITON_INTERPRET=1 set before the kernels are first imported"
         )

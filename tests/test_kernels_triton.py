@@ -1,8 +1,9 @@
 """The Triton kernels against the torch references: natively on CUDA, else under the interpreter.
 
-Without a GPU this module sets TRITON_INTERPRET=1 at import, before `kernels` first imports triton
-(the dispatch imports it lazily, and pytest imports every test module before running any test),
-so the kernels are defined as interpreted functions that run on CPU tensors. On a CPU-only machine
+Without a GPU this module sets TRITON_INTERPRET=1 at import, before the kernel modules are first
+imported (Triton reads it when a kernel is defined; the dispatch imports the kernels lazily, and
+pytest imports every test module before running any test), so the kernels are defined as
+interpreted functions that run on CPU tensors. On a CPU-only machine
 nothing else can run Triton code, so the setting does not change other tests. Shapes are small and
 chosen to cross the interpreter's tiles (16-32) in every direction.
 """
@@ -29,7 +30,7 @@ from kernels.triton_lookup import codebook_lookup_triton  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_common.INTERPRETED:
-    pytest.fail("triton was imported before TRITON_INTERPRET=1 could be set; run this file on its own",
+    pytest.fail("the kernels were defined before TRITON_INTERPRET=1 could be set; run this file on its own",
                 pytrace=False)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
