@@ -5,8 +5,9 @@ Cases (same depth, width and heads for every model; random weights, speed does n
   generate 32x32      ours (2-D sliding window of 16x16) vs mingpt `sample()` (its 1-D window of 256 tokens)
   extend 16x16 by 8   ours vs a full 16x16-window recompute per new token (how the released VQ-I2I samples)
 
-Prints one JSON object: tokens/s, seconds, peak memory (CUDA: max allocated; CPU: the rise of the process's
-peak resident set over the run of the case) and the speed-up of ours over the baseline.
+Each (case, method) runs in a fresh child process (so memory one run freed cannot hide the next one's
+peak), after a short warm-up. Prints JSON: tokens/s, seconds, peak memory (CUDA: max allocated; CPU: the
+rise of the process's peak resident set over the run) and the speed-up of ours over the baseline.
 
     python scripts/bench_sampling.py                       # CPU, torch's default thread count
     python scripts/bench_sampling.py --batch 16 --cases gen16,extend
@@ -20,6 +21,8 @@ import json
 import os
 import platform
 import re
+import subprocess
+import sys
 import time
 
 import torch
@@ -92,7 +95,44 @@ def window_recompute_extend(prior: ContentPrior, grid: torch.Tensor, new_cols: i
     return out
 
 
-CASES = ("gen16", "gen32", "extend")
+CASES = {  # name -> (description, baseline name, new tokens per sample)
+    "gen16": ("generate 16x16", "mingpt_sample", 256),
+    "gen32": ("generate 32x32 (sliding window)", "mingpt_sample", 1024),
+    "extend": ("extend 16x16 by 8 columns", "window_recompute", 16 * 8),
+}
+CTX = 16
+
+
+def run_one(args: argparse.Namespace, case: str, method: str) -> dict:
+    """Time one (case, method) in this process, after a short warm-up; memory from the start of the run."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    B = args.batch
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    with torch.no_grad():
+        if method == "ours" or case == "extend":
+            cfg = PriorConfig(vocab_size=args.vocab, block_rows=CTX, block_cols=CTX, n_layer=args.layers,
+                              n_head=args.heads, n_embd=args.width)
+            prior = ContentPrior(cfg).to(device).eval()
+            start = torch.randint(0, args.vocab, (B, CTX, CTX), generator=torch.Generator().manual_seed(1)).to(device)
+            generate_grids(prior, B, 2, 2, generator=gen)  # warm-up
+            if method == "ours":
+                rows, cols = {"gen16": (16, 16), "gen32": (32, 32)}.get(case, (0, 0))
+                fn = (lambda: extend_right(prior, start, 8, generator=gen)) if case == "extend" else (
+                    lambda: generate_grids(prior, B, rows, cols, generator=gen, allow_window=True))
+            else:
+                fn = lambda: window_recompute_extend(prior, start, 8, gen)  # noqa: E731
+        else:
+            # the baseline GPT: same depth/width/heads; one extra vocabulary entry is its start token
+            mingpt = MinGPT(vocab_size=args.vocab + 1, block_size=CTX * CTX, n_layer=args.layers,
+                            n_head=args.heads, n_embd=args.width).to(device).eval()
+            x0 = torch.full((B, 1), args.vocab, dtype=torch.long, device=device)
+            mingpt_sample(mingpt, x0, steps=4, sample=True)  # warm-up
+            steps = CASES[case][2]
+            fn = lambda: mingpt_sample(mingpt, x0, steps=steps, sample=True)  # noqa: E731
+        return measure(fn, device, B * CASES[case][2])
 
 
 def main() -> None:
@@ -106,64 +146,44 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {','.join(CASES)}")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--child", help=argparse.SUPPRESS)  # CASE:METHOD, run in a fresh process
     args = ap.parse_args()
+    if args.child:
+        case, method = args.child.split(":")
+        print(json.dumps(run_one(args, case, method)))
+        return
     cases = args.cases.split(",")
     if set(cases) - set(CASES):
         ap.error(f"unknown case(s) {sorted(set(cases) - set(CASES))}; choose from {', '.join(CASES)}")
 
+    # every measurement in its own process, so that memory freed by one run cannot hide the next one's peak
+    forwarded = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("cases", "child") and v is not None]
+    results = []
+    for case in cases:
+        name, baseline, per_sample = CASES[case]
+        row = {"case": name, "new_tokens": args.batch * per_sample}
+        for method in ("ours", "baseline"):
+            out = subprocess.run([sys.executable, __file__, *forwarded, "--child", f"{case}:{method}"],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"{case}:{method} failed:\n{out.stderr[-3000:]}")
+            row["ours" if method == "ours" else baseline] = json.loads(out.stdout.strip().splitlines()[-1])
+        row["speedup"] = round(row[baseline]["seconds"] / row["ours"]["seconds"], 1)
+        results.append(row)
+        print(json.dumps(row), flush=True)
+
+    params = ContentPrior(PriorConfig(vocab_size=args.vocab, block_rows=CTX, block_cols=CTX, n_layer=args.layers,
+                                      n_head=args.heads, n_embd=args.width)).num_params()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    torch.manual_seed(args.seed)
-    ctx = 16
-    cfg = PriorConfig(vocab_size=args.vocab, block_rows=ctx, block_cols=ctx, n_layer=args.layers,
-                      n_head=args.heads, n_embd=args.width)
-    prior = ContentPrior(cfg).to(device).eval()
-    # the baseline GPT: same depth/width/heads; one extra vocabulary entry serves as its start token
-    mingpt = MinGPT(vocab_size=args.vocab + 1, block_size=ctx * ctx, n_layer=args.layers, n_head=args.heads,
-                    n_embd=args.width).to(device).eval()
-    B = args.batch
-
-    def gen(seed: int = args.seed) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(seed)
-
-    def ours_generate(rows, cols):
-        return lambda: generate_grids(prior, B, rows, cols, generator=gen(), allow_window=True)
-
-    def mingpt_generate(n_tokens):
-        start = torch.full((B, 1), args.vocab, dtype=torch.long, device=device)
-        return lambda: mingpt_sample(mingpt, start, steps=n_tokens, sample=True)
-
-    results = []
-
-    def case(name, ours, baseline, baseline_name, new_tokens):
-        o = measure(ours, device, new_tokens)
-        b = measure(baseline, device, new_tokens)
-        results.append({"case": name, "new_tokens": new_tokens, "ours": o, baseline_name: b,
-                        "speedup": round(b["seconds"] / o["seconds"], 1)})
-        print(json.dumps(results[-1]), flush=True)
-
-    with torch.no_grad():
-        ours_generate(4, 4)()  # warm up both paths
-        mingpt_generate(16)()
-        prior.window_logits(torch.zeros(B, ctx, ctx, dtype=torch.long, device=device))
-        if "gen16" in cases:
-            case("generate 16x16", ours_generate(16, 16), mingpt_generate(256), "mingpt_sample", B * 256)
-        if "gen32" in cases:
-            case("generate 32x32 (sliding window)", ours_generate(32, 32), mingpt_generate(1024),
-                 "mingpt_sample", B * 1024)
-        if "extend" in cases:
-            start = torch.randint(0, args.vocab, (B, ctx, ctx), generator=gen(1), device=device)
-            case("extend 16x16 by 8 columns", lambda: extend_right(prior, start, 8, generator=gen()),
-                 lambda: window_recompute_extend(prior, start, 8, gen()), "window_recompute", B * ctx * 8)
-
     report = {
         "machine": {"device": str(device), "cpu": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
         "model": {"layers": args.layers, "width": args.width, "heads": args.heads, "vocab": args.vocab,
-                  "context": f"{ctx}x{ctx}", "params": prior.num_params(), "batch": B},
+                  "context": f"{CTX}x{CTX}", "params": params, "batch": args.batch},
         "results": results,
     }
     print(json.dumps(report, indent=1))
