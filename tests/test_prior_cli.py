@@ -12,7 +12,6 @@ from vqi2i.apps.extend import extend_tokens
 from vqi2i.checkpoint import checkpoint_id, resolve_checkpoint, save_checkpoint
 from vqi2i.cli import main
 from vqi2i.config import load_config
-from vqi2i.data.scenes import make_scenes
 from vqi2i.models.build import build_model
 from vqi2i.sampling import known_region
 from vqi2i.train.prior_trainer import load_prior, open_prior_with_codec
@@ -28,11 +27,11 @@ def make_codec(root: Path, data: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """Scenes (32 px), two untrained tiny codecs, and a prior trained on the first one."""
+def setup(tmp_path_factory, scenes_dir, tiny_run):
+    """The session's scenes (32 px) and trained tiny translator (conftest), an untrained second codec, and a
+    prior trained on the tiny translator's tokens."""
     tmp = tmp_path_factory.mktemp("prior")
-    data = make_scenes(tmp / "data", n_train=6, n_test=2, size=32, seed=0, progress=False)
-    codec = make_codec(tmp / "codec", data, seed=0)
+    data, codec = scenes_dir, tiny_run
     other = make_codec(tmp / "other_codec", data, seed=1)
     prior = tmp / "prior"
     rc = main(["train-prior", str(CONFIGS / "prior_tiny.yaml"), "--codec", str(codec), "--out", str(prior),
@@ -60,8 +59,8 @@ def test_train_prior_writes_checkpoints_metrics_samples_and_token_cache(setup):
     caches = sorted((prior_dir / "tokens").glob("*.safetensors"))
     assert [c.name.split("-")[1] for c in caches] == ["test", "train"]
     train = load_file(str(caches[1]))
-    assert train["tokens"].shape == (24, 8, 8)  # 6 images x 2 domains x (original + mirror)
-    assert int(train["flipped"].sum()) == 12 and int(train["domain"].sum()) == 12
+    assert train["tokens"].shape == (32, 8, 8)  # 8 images x 2 domains x (original + mirror)
+    assert int(train["flipped"].sum()) == 16 and int(train["domain"].sum()) == 16
 
 
 def test_resume_is_exact_and_reads_the_token_cache(setup, capsys):
@@ -70,9 +69,9 @@ def test_resume_is_exact_and_reads_the_token_cache(setup, capsys):
     assert run_cli(capsys, "train-prior", cfg, "--codec", codec, "--out", tmp / "straight", "--no-progress")[0] == 0
     rc, out, _ = run_cli(capsys, "train-prior", cfg, "--codec", codec, "--out", tmp / "split", "--stop-at", 2,
                          "--no-progress")
-    assert rc == 0 and "encoded 24 train token grids" in out
+    assert rc == 0 and "encoded 32 train token grids" in out
     rc, out, _ = run_cli(capsys, "train-prior", "--resume", tmp / "split", "--no-progress")
-    assert rc == 0 and "read 24 train token grids" in out  # not re-encoded
+    assert rc == 0 and "read 32 train token grids" in out  # not re-encoded
     a = load_file(str(resolve_checkpoint(tmp / "straight") / "model.safetensors"))
     b = load_file(str(resolve_checkpoint(tmp / "split") / "model.safetensors"))
     assert a.keys() == b.keys()
