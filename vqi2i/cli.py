@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "vqi2i.apps.extend",          # extend
     "vqi2i.apps.complete",        # complete
     "vqi2i.apps.interpolate",     # interpolate
+    "vqi2i.apps.demo",            # demo
 ]
 
 

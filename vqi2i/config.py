@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "dec_ch": 128,  # decoder width at the lowest resolution
         "dec_res_blocks": 2,  # AdaIN residual blocks before upsampling
         "mlp_dim": 128,  # hidden width of the style -> AdaIN parameter MLP
+        "up_kernel": 5,  # conv kernel of the decoder's upsampling stages (MUNIT: 5)
     },
     "disc": {
         "ndf": 64,
@@ -170,6 +171,8 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"model.in_channels must be 1 or 3, got {m.in_channels}")
     if cfg.data.channels != m.in_channels:
         raise UserError(f"data.channels ({cfg.data.channels}) must equal model.in_channels ({m.in_channels})")
+    if m.up_kernel % 2 == 0:
+        raise UserError(f"model.up_kernel must be odd, got {m.up_kernel}")
     if m.ch % 32:
         raise UserError(f"model.ch must be a multiple of 32 (the encoder's group norm), got {m.ch}")
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks"):

@@ -45,7 +45,15 @@ class AdaINDecoder(nn.Module):
     """z_q [B, D, h, w] + style [B, S] (or [B, S, h', w']) -> image [B, C, h*f, w*f] in [-1, 1]."""
 
     def __init__(
-        self, embed_dim: int, out_channels: int, ch: int, n_up: int, n_res: int, style_dim: int, mlp_dim: int
+        self,
+        embed_dim: int,
+        out_channels: int,
+        ch: int,
+        n_up: int,
+        n_res: int,
+        style_dim: int,
+        mlp_dim: int,
+        up_kernel: int = 5,
     ):
         super().__init__()
         self.conv_in = nn.Conv2d(embed_dim, ch, 1)
@@ -56,7 +64,7 @@ class AdaINDecoder(nn.Module):
             c_out = max(c // 2, 32)
             up += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(c, c_out, 5, padding=2, padding_mode="reflect"),
+                nn.Conv2d(c, c_out, up_kernel, padding=up_kernel // 2, padding_mode="reflect"),
                 nn.GroupNorm(1, c_out),  # layer norm over (C, H, W), as MUNIT's upsampling uses
                 nn.ReLU(True),
             ]

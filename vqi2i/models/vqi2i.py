@@ -39,7 +39,8 @@ class VQI2I(nn.Module):
         self.quantizer = VectorQuantizer(m.n_embed, m.embed_dim, m.beta, m.codebook.metric)
         n_up = len(m.ch_mult) - 1
         self.decoders = nn.ModuleDict(
-            {d: AdaINDecoder(m.embed_dim, m.in_channels, m.dec_ch, n_up, m.dec_res_blocks, m.style_dim, m.mlp_dim)
+            {d: AdaINDecoder(m.embed_dim, m.in_channels, m.dec_ch, n_up, m.dec_res_blocks, m.style_dim, m.mlp_dim,
+                             m.up_kernel)
              for d in DOMAINS}
         )  # fmt: skip
         if self.variant == "multimodal":
