@@ -51,7 +51,7 @@ def scipy_frechet(x: np.ndarray, y: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
 
 
-@pytest.mark.parametrize("n,d", [(200, 8), (60, 16)])
+@pytest.mark.parametrize("n,d", [(200, 8), (60, 16), (30, 40)])  # the last: fewer samples than dimensions
 def test_frechet_distance_matches_scipy(n, d):
     rng = np.random.default_rng(n)
     mix1, mix2 = rng.normal(size=(d, d)), rng.normal(size=(d, d))

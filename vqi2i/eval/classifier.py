@@ -100,6 +100,7 @@ def domain_accuracy(model: DomainClassifier, images_a: torch.Tensor, images_b: t
     return float(correct) / (len(images_a) + len(images_b))
 
 
+@torch.enable_grad()  # also when called from inside an evaluation's no_grad
 def train_classifier(
     images_a: torch.Tensor,
     images_b: torch.Tensor,

@@ -66,8 +66,22 @@ def frechet_distance_from_stats(
 
 
 def frechet_distance(features_real: torch.Tensor, features_fake: torch.Tensor) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets [N,D] and [M,D] (FID's formula)."""
-    return frechet_distance_from_stats(*gaussian_stats(features_real), *gaussian_stats(features_fake))
+    """Fréchet distance between Gaussians fitted to two feature sets [N,D] and [M,D] (FID's formula).
+
+    With fewer samples than dimensions (a test set of 200 in Inception's 2048-d space) the covariances
+    are S = A^T A with A the centred features / sqrt(n - 1), and tr((S1 S2)^1/2) is the nuclear norm of
+    A1 A2^T: an n x m problem instead of two eigendecompositions of D x D matrices.
+    """
+    mu1, sigma1 = gaussian_stats(features_real)
+    mu2, sigma2 = gaussian_stats(features_fake)
+    n, m, d = len(features_real), len(features_fake), features_real.shape[1]
+    if min(n, m) >= d:
+        return frechet_distance_from_stats(mu1, sigma1, mu2, sigma2)
+    a1 = (features_real.double() - mu1) / math.sqrt(n - 1)
+    a2 = (features_fake.double() - mu2) / math.sqrt(m - 1)
+    tr_covmean = torch.linalg.matrix_norm(a1 @ a2.T, ord="nuc")
+    value = (mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * tr_covmean
+    return max(float(value), 0.0)
 
 
 def kernel_inception_distance(
