@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+# The Triton kernels are tested on CPU under the interpreter. Triton reads TRITON_INTERPRET when a
+# kernel module is first imported, and any test module may import one, so set it before collection.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 # One intra-op thread: on a small shared CPU box, torch's thread pool waiting on descheduled workers
 # made these tests 3-5x slower (wall and CPU time) than one thread. VQI2I_TEST_THREADS=N to change.
 torch.set_num_threads(int(os.environ.get("VQI2I_TEST_THREADS", "1")))
