@@ -58,9 +58,14 @@ class VGGPerceptual(nn.Module):
                 sd = load_file(str(path))
             else:
                 sd = torch.load(path, map_location="cpu", weights_only=True)
-            net.load_state_dict(sd)
+            # the full torchvision state dict, or just its `features.*` part (all this loss uses)
+            sd = {k: v for k, v in sd.items() if k.startswith("features.")}
+            missing, _ = net.load_state_dict(sd, strict=False)
         except Exception as e:  # noqa: BLE001 - any failure here is a bad weights file
             raise UserError(f"{path} is not a torchvision VGG16 state dict ({type(e).__name__})") from None
+        needed = [k for k in missing if k.startswith("features.") and int(k.split(".")[1]) <= self.LAYERS[-1]]
+        if needed:
+            raise UserError(f"{path} is not a torchvision VGG16 state dict (missing {needed[0]})")
         self.features = net.features[: self.LAYERS[-1] + 1].eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
