@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import platform
 import resource
 import statistics
@@ -339,6 +340,7 @@ def main() -> None:
         "command": " ".join(["python", "scripts/bench_kernels.py", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({cpu_name()})",
         "cpu_threads": torch.get_num_threads(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],  # other work sharing the machine
         "torch": torch.__version__,
         "triton": triton_version,
     }
@@ -348,6 +350,7 @@ def main() -> None:
         result["attention"] = bench_attention(device, args.reps)
     if args.only in (None, "decode"):
         result["decode"] = bench_decode(device, args.reps)
+    result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 
 
