@@ -42,6 +42,7 @@ GRID = {  # the issue's sizes; --smoke swaps in tiny ones to check that the scri
     "lookup_n": (4096, 65536), "lookup_k": (512, 1024, 8192), "lookup_d": (64, 256),
     "attention_t": (256, 1024), "decode_len": (512, 2048, 8192),
 }
+MIN_SECONDS = 2.0  # CPU: keep taking turns until each row has run this long (see time_methods)
 SMOKE_GRID = {"lookup_n": (100,), "lookup_k": (40,), "lookup_d": (16,), "attention_t": (48,), "decode_len": (80,)}
 
 
@@ -94,19 +95,41 @@ def triton_attention(q, k, v):
 # --- timing and memory -------------------------------------------------------------------------
 
 
-def time_ms(fn, device: torch.device, reps: int) -> float:
-    """Median milliseconds per call (CUDA: triton's do_bench, which also flushes L2 between calls)."""
+def time_methods(calls: dict, device: torch.device, reps: int, min_seconds: float) -> dict:
+    """Median milliseconds per call of each method (or the exception it raised).
+
+    CUDA: triton's do_bench per method (it also flushes L2 between calls). CPU: the methods take
+    turns, round after round (at least `reps` rounds, more while under `min_seconds`, so short calls
+    get many samples), so that load from other processes on the machine falls on all of them alike.
+    """
+    results: dict = {}
     if device.type == "cuda":
         from triton.testing import do_bench
 
-        return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for name, fn in calls.items():
+            try:
+                results[name] = float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+            except Exception as e:  # noqa: BLE001 - e.g. a baseline out of memory: reported, the run goes on
+                results[name] = e
+                torch.cuda.empty_cache()
+        return results
+    live = {}
+    for name, fn in calls.items():
+        try:
+            fn()  # warm-up
+            live[name] = fn
+        except Exception as e:  # noqa: BLE001
+            results[name] = e
+    samples: dict = {name: [] for name in live}
+    start, rounds = time.perf_counter(), 0
+    while live and (rounds < reps or (time.perf_counter() - start < min_seconds and rounds < 100)):
+        for name, fn in live.items():
+            t0 = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    results.update({name: statistics.median(ts) for name, ts in samples.items()})
+    return results
 
 
 def cuda_peak_mb(fn, device: torch.device) -> float:
@@ -144,22 +167,28 @@ def sig(x: float, digits: int = 4) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def measure(fn, device: torch.device, reps: int, flops: float | None = None, nbytes: float | None = None,
-            memory=None) -> dict:
-    try:
-        ms = time_ms(fn, device, reps)
+def measure_methods(calls: dict, device: torch.device, reps: int, *, flops: float | None = None,
+                    nbytes: float | None = None, memory: dict | None = None) -> dict:
+    """{method: {"ms", "tflops" or "gbps", "peak_mb"}} or {method: {"error": ...}}."""
+    times = time_methods(calls, device, reps, MIN_SECONDS)
+    rows = {}
+    for name in calls:
+        ms = times[name]
+        if isinstance(ms, Exception):
+            rows[name] = {"error": f"{type(ms).__name__}: {ms}"[:300]}
+            continue
         row = {"ms": sig(ms)}
         if flops:
             row["tflops"] = sig(flops / ms / 1e9)
         if nbytes:
             row["gbps"] = sig(nbytes / ms / 1e6)
         if memory is not None:
-            row["peak_mb"] = sig(memory())
-        return row
-    except Exception as e:  # noqa: BLE001 - one failing baseline (e.g. out of memory) must not end the run
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        return {"error": f"{type(e).__name__}: {e}"[:300]}
+            try:
+                row["peak_mb"] = sig(memory[name]())
+            except Exception as e:  # noqa: BLE001
+                row["peak_mb_error"] = f"{type(e).__name__}: {e}"[:300]
+        rows[name] = row
+    return rows
 
 
 def add_ratios(row: dict, ours: list[str], baselines: list[str]) -> None:
@@ -199,18 +228,19 @@ def lookup_row(device: torch.device, dtype_name: str, n: int, k: int, d: int, re
     cuda = device.type == "cuda"
     seed = n + k + d
     z, codebook = lookup_inputs(n, k, d, DTYPES[dtype_name], device, seed)
-    row = {"N": n, "K": k, "D": d, "dtype": dtype_name, "methods": {}}
+    names = [m for m in LOOKUP_METHODS if cuda or m != "triton"]
+    calls = {m: partial(LOOKUP_METHODS[m], z, codebook) for m in names}
+    if cuda:
+        memory = {m: partial(cuda_peak_mb, calls[m], device) for m in names}
+    else:
+        memory = {m: partial(cpu_peak_mb, m, n, k, d, seed) for m in names}
+    row = {"N": n, "K": k, "D": d, "dtype": dtype_name, "methods": {} if cuda else {"triton": dict(NO_CUDA)}}
+    row["methods"].update(measure_methods(calls, device, reps, flops=2.0 * n * k * d, memory=memory))
     reference = taming_search(z, codebook)
-    for name, fn in LOOKUP_METHODS.items():
-        if name == "triton" and not cuda:
-            row["methods"][name] = dict(NO_CUDA)
-            continue
-        call = partial(fn, z, codebook)
-        memory = partial(cuda_peak_mb, call, device) if cuda else partial(cpu_peak_mb, name, n, k, d, seed)
-        row["methods"][name] = measure(call, device, reps, flops=2.0 * n * k * d, memory=memory)
-        if "ms" in row["methods"][name] and name != "taming":
-            agree = (call() == reference).float().mean().item()
-            row["methods"][name]["index_agreement_with_taming"] = round(agree, 6)
+    for m in names:
+        if m != "taming" and "ms" in row["methods"][m]:
+            agree = (calls[m]() == reference).float().mean().item()
+            row["methods"][m]["index_agreement_with_taming"] = round(agree, 6)
     add_ratios(row, ["triton", "torch_path"], ["taming", "cdist"])
     return row
 
@@ -239,16 +269,17 @@ def bench_attention(device: torch.device, reps: int) -> list[dict]:
         for mode in ("forward", "forward+backward"):
             row = {"B": b, "H": h, "T": t, "head_dim": dh, "causal": True, "dtype": str(dtype).split(".")[1],
                    "mode": mode, "methods": {}}
-            for name, fn in methods.items():
-                if name == "triton" and not cuda:
-                    row["methods"][name] = dict(NO_CUDA)
-                    continue
-                if mode == "forward":
-                    call, flops = partial(_forward, fn, q, k, v), fwd_flops
-                else:  # backward = 2.5 x forward (FlashAttention's convention)
-                    call, flops = partial(_forward_backward, fn, qg, kg, vg, grad), 3.5 * fwd_flops
-                memory = partial(cuda_peak_mb, call, device) if cuda else None
-                row["methods"][name] = measure(call, device, reps, flops=flops, memory=memory)
+            names = [m for m in methods if cuda or m != "triton"]
+            if mode == "forward":
+                calls = {m: partial(_forward, methods[m], q, k, v) for m in names}
+                flops = fwd_flops
+            else:  # backward = 2.5 x forward (FlashAttention's convention)
+                calls = {m: partial(_forward_backward, methods[m], qg, kg, vg, grad) for m in names}
+                flops = 3.5 * fwd_flops
+            memory = {m: partial(cuda_peak_mb, calls[m], device) for m in names} if cuda else None
+            if not cuda:
+                row["methods"]["triton"] = dict(NO_CUDA)
+            row["methods"].update(measure_methods(calls, device, reps, flops=flops, memory=memory))
             if cuda and mode == "forward" and "ms" in row["methods"]["triton"]:
                 err = (_forward(triton_attention, q, k, v).float() - _forward(sdpa_attention, q, k, v).float())
                 row["methods"]["triton"]["max_abs_diff_vs_sdpa"] = float(err.abs().max())
@@ -289,14 +320,14 @@ def bench_decode(device: torch.device, reps: int) -> list[dict]:
         row = {"B": b, "H": h, "cache_len": length, "head_dim": dh, "dtype": str(dtype).split(".")[1],
                "methods": {}}
         with torch.no_grad():
-            for name, fn in methods.items():
-                if name == "triton" and not cuda:
-                    row["methods"][name] = dict(NO_CUDA)
-                    continue
-                result = measure(partial(fn, q, kc, vc, lengths), device, reps, nbytes=nbytes)
-                if "ms" in result:
-                    result["us_per_step"] = sig(result["ms"] * 1e3)
-                row["methods"][name] = result
+            names = [m for m in methods if cuda or m != "triton"]
+            if not cuda:
+                row["methods"]["triton"] = dict(NO_CUDA)
+            calls = {m: partial(methods[m], q, kc, vc, lengths) for m in names}
+            row["methods"].update(measure_methods(calls, device, reps, nbytes=nbytes))
+            for m in names:
+                if "ms" in row["methods"][m]:
+                    row["methods"][m]["us_per_step"] = sig(row["methods"][m]["ms"] * 1e3)
             if cuda and "ms" in row["methods"]["triton"]:
                 err = triton_decode(q, kc, vc, lengths).float() - sdpa_full_cache(q, kc, vc, lengths).float()
                 row["methods"]["triton"]["max_abs_diff_vs_sdpa"] = float(err.abs().max())
@@ -323,9 +354,14 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="on CPU, the whole lookup grid (~8 GB RAM)")
     parser.add_argument("--reps", type=int, default=3, help="timed calls per CPU measurement (median)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that the script runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    global MIN_SECONDS
     if args.smoke:
         GRID.update(SMOKE_GRID)
+        MIN_SECONDS = 0.0
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("bench_kernels: error: --device cuda but no CUDA device is available")
