@@ -1,7 +1,7 @@
 """`vqi2i interpolate`: transitional stylization (design.md §1).
 
 One content grid is decoded with a style that changes across the image, from style 1 at the left to
-style 2 at the right: in N vertical bands (`--mode steps`) or column by column (`--mode smooth`). The
+style 2 at the right: in N vertical bands (`--mode steps`) or token column by token column (`--mode smooth`). The
 decoder takes a spatial style map, so each token column gets its own AdaIN parameters in a single
 forward pass. A strip of the N whole-image interpolations style_t = (1 - t) s1 + t s2 is written too.
 """
