@@ -273,8 +273,6 @@ def test_user_mistakes(capsys, tmp_path, tiny_run, bad_inputs, scenes_dir):
         ok(capsys, *args, "--overwrite")
 
 
-@pytest.mark.xfail(strict=True, reason="bug in translate (lead's file): a 1-token-wide grid crashes the decoder's "
-                   "reflect padding with a RuntimeError traceback; fix proposed in the stage-1 report")  # fmt: skip
 def test_translate_rejects_too_small_images(capsys, tmp_path, tiny_run):
     tiny_image = tmp_path / "3x3.png"
     Image.new("RGB", (3, 3), (20, 200, 40)).save(tiny_image)

@@ -69,6 +69,13 @@ def fit_to_factor(x: torch.Tensor, factor: int, mode: str = "pad") -> tuple[torc
     raise UserError(f"unknown fit mode '{mode}' (pad, crop or resize)")
 
 
+def check_min_size(x: torch.Tensor, least: int, what: str) -> None:
+    """The decoder's and style encoder's reflect padding need a minimum size: a UserError, not a crash."""
+    h, w = x.shape[-2:]
+    if h < least or w < least:
+        raise UserError(f"{what} is too small ({h}x{w} px once fitted to the factor); this model needs {least}x{least}")
+
+
 def unfit(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return y[..., : size[0], : size[1]]
 

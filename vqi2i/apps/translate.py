@@ -15,6 +15,7 @@ import torch
 
 from vqi2i.apps.common import (
     add_model_args,
+    check_min_size,
     check_outputs_free,
     collect_inputs,
     fit_to_factor,
@@ -66,14 +67,14 @@ def translate_images(
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             x = torch.cat([fitted[i][0] for i in chunk]).to(device)
-            x = x.repeat_interleave(num_samples, dim=0)
+            _, z_q = model.encode_content(x)  # encode once, decode with every style
+            z_q = z_q.repeat_interleave(num_samples, dim=0)
             if styles is not None:
                 s = torch.cat([styles[i] for i in chunk]).to(device)
             elif style is not None:
-                s = style.to(device).expand(x.shape[0], -1)
+                s = style.to(device).expand(z_q.shape[0], -1)
             else:
                 s = None
-            _, z_q = model.encode_content(x)
             y = model.decode(z_q, s, dst).cpu()
             for j, i in enumerate(chunk):
                 results[i] = unfit(y[j * num_samples : (j + 1) * num_samples], fitted[i][1])
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         if not ref_path.is_file():
             raise UserError(f"--style must be 'random' or an image file; {ref_path} is neither")
         ref, _ = fit_to_factor(load_image(ref_path, model.in_channels)[None], model.factor, "resize")
+        check_min_size(ref, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {ref_path}")
         with torch.no_grad():
             style = model.encode_style(ref.to(device), dst).cpu()
         if args.num_samples > 1:
@@ -113,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     check_outputs_free(all_out, args.overwrite)
 
     images = [load_image(p, model.in_channels) for p in inputs]
+    for p, im in zip(inputs, images):
+        check_min_size(fit_to_factor(im[None], model.factor, args.fit)[0], 2 * model.factor, f"input {p}")
     t0 = time.perf_counter()
     outputs = translate_images(
         model, images, src, dst, style=style, num_samples=n, generator=make_generator(args.seed),
