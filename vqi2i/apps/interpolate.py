@@ -15,6 +15,7 @@ import torch
 
 from vqi2i.apps.common import (
     add_model_args,
+    check_min_size,
     check_outputs_free,
     fit_to_factor,
     make_generator,
@@ -74,13 +75,6 @@ def transition(model, x: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, dst: 
     return image, strip
 
 
-def check_size(x: torch.Tensor, least: int, what: str) -> None:
-    """The decoder's and style encoder's reflect padding need a minimum size; say so instead of crashing."""
-    h, w = x.shape[-2:]
-    if h < least or w < least:
-        raise UserError(f"{what} is too small ({h}x{w} px once fitted to the factor); this model needs {least}x{least}")
-
-
 def _read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     from vqi2i.images import load_image
 
@@ -95,7 +89,7 @@ def _read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: in
         if not ref.is_file():
             raise UserError(f"style reference {ref} is not a file")
         x, _ = fit_to_factor(load_image(ref, model.in_channels)[None], model.factor, "resize")
-        check_size(x, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {ref}")
+        check_min_size(x, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {ref}")
         with torch.no_grad():
             styles.append(model.encode_style(x.to(device), dst)[0])
     return styles[0], styles[1]
@@ -119,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("this checkpoint is the unimodal variant: one fixed style per domain, nothing to interpolate")
     image = load_image(args.input, model.in_channels)
     x, size = fit_to_factor(image[None], model.factor, args.fit)
-    check_size(x, 2 * model.factor, f"input {args.input}")
+    check_min_size(x, 2 * model.factor, f"input {args.input}")
     s1, s2 = _read_styles(args.styles, model, cfg, dst, device, args.seed)
     if args.mode == "steps" and args.steps > x.shape[-1] // model.factor:
         print(f"note: {args.steps} bands on a {x.shape[-1] // model.factor}-token-wide grid; some bands are empty")
