@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (overrides train.device)")
     p.add_argument("--seed", type=int, help="overrides train.seed")
     p.add_argument("--stop-at", type=int, metavar="STEP", help="save and stop at STEP; continue later with --resume")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     from vqi2i.config import load_config
     from vqi2i.train.trainer import prepare_run, train
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be >= 1")
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = [i for i in args.items if "=" not in i]
     overrides = [i for i in args.items if "=" in i]
     if len(config) > 1:
