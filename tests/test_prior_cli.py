@@ -87,7 +87,8 @@ def test_generate_extend_complete_write_pngs_and_sheets(setup, capsys):
     assert sorted(p.name for p in (tmp / "gen").iterdir()) == [
         "grid.png", "sample_000_a.png", "sample_000_b.png", "sample_001_a.png", "sample_001_b.png"]
     rc, out, _ = run_cli(capsys, "generate", "-p", prior, "-o", tmp / "wide", "-n", 1, "--grid", "8x12",
-                         "--window", "--domain", "b", "--no-progress")
+                         "--window", "--domain", "b", "--style", setup["data"] / "testB" / "0000.png",
+                         "--no-progress")
     assert rc == 0
     from vqi2i.images import load_image
 
@@ -155,7 +156,16 @@ def test_bad_input_gives_one_clear_line(setup, capsys):
           "-o", tmp / "x9"], "--style own"),
         (["complete", "-p", prior, "-i", img, "--from", "a", "--mask", "0,0,64,4", "-o", tmp / "x10"], "--mask"),
         (["generate", "-p", prior, "--top-p", "1.5", "-o", tmp / "x11"], "top-p"),
+        (["generate", "-p", prior, "--grid", "1x4", "-o", tmp / "x12"], "at least 2x2 tokens"),
+        (["generate", "-p", prior, "--domain", "a", "--style", tmp / "tiny.png", "-o", tmp / "x13"],
+         "needs at least"),
+        (["generate", "-p", prior, "--style", img, "-o", tmp / "x14"], "--domain a or --domain b"),
+        (["extend", "-p", prior, "-i", img, "--from", "a", "--pixels", 4, "--size", 4, "-o", tmp / "x15"],
+         "--size must be"),
     ]
+    from vqi2i.images import save_image
+
+    save_image(torch.zeros(3, 3, 3), tmp / "tiny.png", overwrite=True)
     for argv, message in cases:
         rc, _, err = run_cli(capsys, *argv)
         assert rc == 2, argv

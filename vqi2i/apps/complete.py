@@ -16,10 +16,10 @@ from vqi2i.apps.generate import (
     add_input_args,
     add_prior_args,
     check_domain,
-    check_style_spec,
     decode_styles,
     load_inputs,
     open_prior,
+    prepare_style,
     report,
     sampler_kwargs,
 )
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     src = check_domain(args.src, "--from")
     dst = check_domain(args.dst or src, "--to")
     style = args.style or ("own" if dst == src else "random")
-    check_style_spec(style, dst, src)
     prior, codec, codec_cfg, device = open_prior(args)
+    style = prepare_style(codec, codec_cfg, style, dst, device, own_domain=src)
     inputs = load_inputs(args.input, codec, codec_cfg, args.size)
     n = args.num_samples
     tag = args.keep or "mask"
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             grid, _, secs = complete_tokens(codec, prior, x, known, n, **kwargs)
             seconds += secs
             sampled += n * int((~known).sum())
-            styles = decode_styles(codec, style, dst, n, kwargs["generator"], device, own_image=x, own_domain=src)
+            styles = decode_styles(codec, style, n, kwargs["generator"], device, own_image=x, own_domain=src)
             images = codec.decode(grid, styles, dst).float().cpu()
             for k in range(n):
                 save_image(images[k], names[path][k], overwrite=args.overwrite)

@@ -19,10 +19,10 @@ from vqi2i.apps.generate import (
     add_input_args,
     add_prior_args,
     check_domain,
-    check_style_spec,
     decode_styles,
     load_inputs,
     open_prior,
+    prepare_style,
     report,
     sampler_kwargs,
 )
@@ -86,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
     src = check_domain(args.src, "--from")
     dst = check_domain(args.dst or src, "--to")
     style = args.style or ("own" if dst == src else "random")
-    check_style_spec(style, dst, src)
     if args.pixels < 1:
         raise UserError(f"--pixels must be >= 1, got {args.pixels}")
     prior, codec, codec_cfg, device = open_prior(args)
+    style = prepare_style(codec, codec_cfg, style, dst, device, own_domain=src)
     if args.pixels % codec.factor:
         raise UserError(f"--pixels {args.pixels} is not a multiple of the codec's downsampling factor "
                         f"{codec.factor} (try {max(codec.factor, args.pixels // codec.factor * codec.factor)})")
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             grid, _, _, secs = extend_tokens(codec, prior, x, src, args.side, new_cols, n, **kwargs)
             seconds += secs
             sampled += n * grid.shape[1] * new_cols * (2 if args.side == "both" else 1)
-            styles = decode_styles(codec, style, dst, n, kwargs["generator"], device, own_image=x, own_domain=src)
+            styles = decode_styles(codec, style, n, kwargs["generator"], device, own_image=x, own_domain=src)
             images = codec.decode(grid, styles, dst).float().cpu()
             for k in range(n):
                 save_image(images[k], names[path][k], overwrite=args.overwrite)

@@ -77,7 +77,23 @@ def check_domain(name: str, flag: str) -> str:
     return name
 
 
-def reference_style(codec, path: str, domain: str, device: torch.device) -> torch.Tensor:
+def min_image_size(codec, codec_cfg) -> int:
+    """The smallest image side the codec takes: two tokens for the decoder, and the style encoder's
+    strided convolutions (multimodal)."""
+    least = 2 * codec.factor
+    if codec.multimodal:
+        least = max(least, 2 ** int(codec_cfg.model.style_downs))
+    return least
+
+
+def check_image_size(x: torch.Tensor, codec, codec_cfg, what: str) -> None:
+    h, w = x.shape[-2:]
+    least = min_image_size(codec, codec_cfg)
+    if min(h, w) < least:
+        raise UserError(f"{what} is {w}x{h} px once fitted; this codec needs at least {least}x{least}")
+
+
+def reference_style(codec, codec_cfg, path: str, domain: str, device: torch.device) -> torch.Tensor:
     """The style of a reference image of `domain` -> [1, S]."""
     from vqi2i.apps.common import fit_to_factor
     from vqi2i.images import load_image
@@ -86,35 +102,37 @@ def reference_style(codec, path: str, domain: str, device: torch.device) -> torc
     if not ref_path.is_file():
         raise UserError(f"--style must be 'random', 'own' or an image file; {ref_path} is none of these")
     ref, _ = fit_to_factor(load_image(ref_path, codec.in_channels)[None], codec.factor, "resize")
+    check_image_size(ref, codec, codec_cfg, f"style reference {ref_path}")
     return codec.encode_style(ref.to(device), domain)
 
 
-def check_style_spec(spec: str, domain: str, own_domain: str | None = None) -> None:
-    """Catch a style that cannot work before any sampling is done."""
+def prepare_style(codec, codec_cfg, spec: str, domain: str, device, own_domain: str | None = None):
+    """Check a --style before any sampling: 'random', 'own' (the input's style, only in its own domain)
+    or a reference image of `domain`, which is encoded now -> 'random', 'own' or a style [1, S]."""
     if spec == "random":
-        return
+        return spec
     if spec == "own":
         if own_domain is None:
             raise UserError("--style own needs an input image; use 'random' or a reference image")
         if domain != own_domain:
             raise UserError(f"--style own keeps the input's style, which only exists in its own domain "
                             f"({own_domain}); to render in {domain} use --style random or a reference image")
-    elif not Path(spec).is_file():
-        raise UserError(f"--style must be 'random', 'own' or an image file; {spec} is none of these")
+        return spec
+    with torch.no_grad():
+        return reference_style(codec, codec_cfg, spec, domain, device)
 
 
-def decode_styles(codec, spec: str, domain: str, n: int, generator: torch.Generator, device,
+def decode_styles(codec, style, n: int, generator: torch.Generator, device,
                   own_image: torch.Tensor | None = None, own_domain: str | None = None) -> torch.Tensor | None:
-    """n styles to decode with: 'random' (N(0, I)), 'own' (the input image's own style, only in its own
-    domain) or a reference image path. None for the unimodal variant (one fixed style per domain)."""
-    check_style_spec(spec, domain, own_domain if own_image is not None else None)
+    """n styles to decode with, from a `prepare_style` result; None for the unimodal variant (one fixed
+    style per domain)."""
     if not codec.multimodal:
         return None
-    if spec == "random":
+    if isinstance(style, torch.Tensor):
+        return style.expand(n, -1)
+    if style == "random":
         return codec.sample_style(n, generator, device)
-    if spec == "own":
-        return codec.encode_style(own_image.to(device), own_domain).expand(n, -1)
-    return reference_style(codec, spec, domain, device).expand(n, -1)
+    return codec.encode_style(own_image.to(device), own_domain).expand(n, -1)
 
 
 def report(what: str, tokens: int, seconds: float, out: Path) -> None:
@@ -145,6 +163,7 @@ def load_inputs(path: Path, codec, codec_cfg, size: str | None) -> list[tuple[Pa
     for p in collect_inputs(path):
         x = resize_shorter(load_image(p, codec.in_channels), target)
         x, _ = fit_to_factor(x[None], codec.factor, "crop")
+        check_image_size(x, codec, codec_cfg, f"input {p}")
         images.append((p, x))
     return images
 
@@ -186,12 +205,14 @@ def run(args: argparse.Namespace) -> int:
     domains = ["a", "b"] if args.domain == "both" else [args.domain]
     if args.style != "random" and len(domains) > 1:
         raise UserError("a reference style belongs to one domain: pass --domain a or --domain b with it")
-    check_style_spec(args.style, domains[0])
     n = args.num_samples
     outs = [args.out / f"sample_{k:03d}_{d}.png" for k in range(n) for d in domains] + [args.out / "grid.png"]
     check_outputs_free(outs, args.overwrite)
-    prior, codec, _, device = open_prior(args)
+    prior, codec, codec_cfg, device = open_prior(args)
+    style_spec = prepare_style(codec, codec_cfg, args.style, domains[0], device)
     rows, cols = parse_pair(args.grid, "--grid") if args.grid else (prior.cfg.block_rows, prior.cfg.block_cols)
+    if min(rows, cols) < 2:
+        raise UserError(f"--grid {rows}x{cols} is too small: the decoder needs at least 2x2 tokens")
     check_grid_fits(prior, rows, cols, args.window)
     kwargs = sampler_kwargs(args, device)
 
@@ -203,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
         sheet = []
         for d in domains:
-            style = decode_styles(codec, args.style, d, n, kwargs["generator"], device)
+            style = decode_styles(codec, style_spec, n, kwargs["generator"], device)
             images = codec.decode(grids, style, d).float().cpu()
             for k in range(n):
                 save_image(images[k], args.out / f"sample_{k:03d}_{d}.png", overwrite=args.overwrite)
