@@ -160,8 +160,10 @@ def test_bad_input_gives_one_clear_line(setup, capsys):
         (["generate", "-p", prior, "--domain", "a", "--style", tmp / "tiny.png", "-o", tmp / "x13"],
          "needs at least"),
         (["generate", "-p", prior, "--style", img, "-o", tmp / "x14"], "--domain a or --domain b"),
-        (["extend", "-p", prior, "-i", img, "--from", "a", "--pixels", 4, "--size", 4, "-o", tmp / "x15"],
+        (["extend", "-p", prior, "-i", img, "--from", "a", "--pixels", 4, "--size", 2, "-o", tmp / "x15"],
          "--size must be"),
+        (["extend", "-p", prior, "-i", img, "--from", "a", "--pixels", 4, "--size", 4, "-o", tmp / "x16"],
+         "is 4x4 px once fitted; this codec needs at least 8x8"),
     ]
     from vqi2i.images import save_image
 
