@@ -16,7 +16,7 @@ def codebook_lookup_torch(
 
     Chunked over N so that memory stays bounded by one chunk x K block (CHUNK_BYTES by default)
     instead of taming's several N x K matrices. l2 distances are squared euclidean, in taming's
-    order of operations (z^2 + e^2) - 2 z.e, fused into one addmm per chunk; cosine distances are
+    order of operations (z^2 + e^2) - 2 z.e, one in-place addmm per chunk; cosine distances are
     1 - cos. Ties go to the lowest index (torch.min, like argmin). A search: no gradient.
     """
     if metric not in ("l2", "cosine"):
@@ -31,15 +31,18 @@ def codebook_lookup_torch(
         chunk = max(1, CHUNK_BYTES // (4 * max(k, 1)))
     e_t = e32.t()
     e_sq = (e32 * e32).sum(1)
-    z_sq = (z32 * z32).sum(1)
-    one = torch.ones((), device=z32.device)
     idx = torch.empty(n, dtype=torch.long, device=z.device)
     dist = torch.empty(n, dtype=torch.float32, device=z.device)
+    block = torch.empty(min(chunk, n), k, device=z32.device)  # reused: no allocator churn across chunks
     for s in range(0, n, chunk):
-        base = z_sq[s : s + chunk, None] + e_sq[None, :] if metric == "l2" else one
-        d = torch.addmm(base, z32[s : s + chunk], e_t, alpha=-2.0 if metric == "l2" else -1.0)
+        zc = z32[s : s + chunk]
+        d = block[: zc.shape[0]]
+        if metric == "l2":  # |z|^2 per chunk too: a whole-N temporary would be N x D
+            torch.add((zc * zc).sum(1, keepdim=True), e_sq[None, :], out=d)
+            d.addmm_(zc, e_t, alpha=-2.0)
+        else:
+            d.fill_(1.0).addmm_(zc, e_t, alpha=-1.0)
         torch.min(d, dim=1, out=(dist[s : s + chunk], idx[s : s + chunk]))
-        del d, base
     return idx, dist
 
 
