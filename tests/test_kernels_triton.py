@@ -166,7 +166,6 @@ def test_attention_strided_inputs():
     check_attention(2, 3, 21, 21, 16, True, torch.float32, strided=True)
 
 
-@pytest.mark.skipif(DEVICE != "cpu", reason="explicit interpreter tile sizes")
 def test_attention_other_tiles():
     """Equal 16 x 16 tiles, unlike the default unequal ones: the causal split point moves."""
     check_attention(1, 2, 35, 50, 16, True, torch.float32, config={"BLOCK_M": 16, "BLOCK_N": 16})
