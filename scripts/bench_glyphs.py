@@ -30,20 +30,31 @@ VARIANTS = ("multimodal", "unimodal")
 sys.path.insert(0, str(ROOT))
 
 
-def vqi2i(*args: str, log: Path) -> float:
-    """Run one `vqi2i` command (output to a log file); its wall time in seconds. Stops on failure."""
-    cmd = [sys.executable, "-m", "vqi2i.cli", *args]
+def start(args: list[str], log: Path, threads: int | None = None) -> tuple[subprocess.Popen, float]:
+    """Start one `vqi2i` command with its output going to a log file (and, given threads, that many torch threads)."""
     print("$ vqi2i " + " ".join(args), flush=True)
-    t0 = time.perf_counter()
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     with open(log, "a") as f:
         f.write("$ vqi2i " + " ".join(args) + "\n")
         f.flush()
-        rc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen([sys.executable, "-m", "vqi2i.cli", *args], cwd=ROOT, stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
+    return proc, time.perf_counter()
+
+
+def finish(started: tuple[subprocess.Popen, float], log: Path) -> float:
+    """Wait for a started command; its wall time in seconds. Stops the benchmark on failure."""
+    proc, t0 = started
+    rc = proc.wait()
     if rc != 0:
-        sys.exit(f"bench_glyphs: `vqi2i {args[0]}` failed (exit {rc}); see {log}")
+        sys.exit(f"bench_glyphs: `{' '.join(proc.args[3:5])}` failed (exit {rc}); see {log}")
     seconds = time.perf_counter() - t0
-    print(f"  {seconds:.1f} s", flush=True)
+    print(f"  done: {' '.join(proc.args[3:5])} in {seconds:.1f} s", flush=True)
     return seconds
+
+
+def vqi2i(*args: str, log: Path) -> float:
+    return finish(start(list(args), log), log)
 
 
 def machine() -> str:
@@ -108,11 +119,13 @@ def write_docs(block: str, label: str) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=1200, help="training steps per variant (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per variant (default: %(default)s)")
     p.add_argument("--batch-size", type=int, help="override train.batch_size")
     p.add_argument("--num-chars", type=int, default=2000, help="characters, train + test (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_glyphs", help="work folder")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                   help="2: train both variants at once, one thread each (default); 1: one after the other")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", default="cpu", help="names this schedule's block in docs (default: %(default)s)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -128,15 +141,23 @@ def main() -> int:
                           "--overwrite", log=log)
     times["classifier"] = vqi2i("train-classifier", "--data", str(data), "--seed", str(args.seed), "--device",
                                 args.device, "--no-progress", log=log)
-    reports = {}
-    for variant in VARIANTS:
-        run = out / variant
+    # the two variants train side by side, one torch thread each (--jobs 1: one after the other)
+    runs = {v: out / v for v in VARIANTS}
+    training = {}
+    for variant, run in runs.items():
         overrides = [f"data.root={data}", f"train.max_steps={args.steps}", f"model.variant={variant}",
                      f"name=glyphs64-{variant}", f"train.ckpt_every={args.steps}"]
         if args.batch_size:
             overrides.append(f"train.batch_size={args.batch_size}")
-        times[f"train_{variant}"] = vqi2i("train", str(CONFIG), *overrides, "--out", str(run), "--overwrite",
-                                          "--device", args.device, "--seed", str(args.seed), "--no-progress", log=log)
+        cmd = ["train", str(CONFIG), *overrides, "--out", str(run), "--overwrite", "--device", args.device,
+               "--seed", str(args.seed), "--no-progress"]
+        training[variant] = start(cmd, out / f"train_{variant}.txt", threads=1 if args.jobs > 1 else None)
+        if args.jobs == 1:
+            times[f"train_{variant}"] = finish(training.pop(variant), out / f"train_{variant}.txt")
+    for variant, started in training.items():
+        times[f"train_{variant}"] = finish(started, out / f"train_{variant}.txt")
+    reports = {}
+    for variant, run in runs.items():
         report = run / "eval.json"
         times[f"eval_{variant}"] = vqi2i("eval", "--checkpoint", str(run), "--data", str(data), "--out", str(report),
                                          "--device", args.device, "--seed", str(args.seed), "--overwrite",
@@ -163,9 +184,11 @@ def main() -> int:
         "",
         f"Machine: {summary['machine']}; device {args.device}. "
         f"Data: {args.num_chars} characters ({n_train} train, {summary['num_test']} held-out test), 64 px.",
-        f"Command: `python scripts/bench_glyphs.py --steps {args.steps} --device {args.device} --label {args.label}"
+        f"Command: `python scripts/bench_glyphs.py --steps {args.steps} --device {args.device} --label {args.label} "
+        f"--jobs {args.jobs}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "") + "`.",
-        f"Wall time: {total / 60:.1f} min in all (data {minutes['data']}, classifier {minutes['classifier']}, "
+        ("Both variants trained at the same time, one torch thread each. " if args.jobs == 2 else "")
+        + f"Wall time: {total / 60:.1f} min in all (data {minutes['data']}, classifier {minutes['classifier']}, "
         + ", ".join(f"train {v} {minutes['train_' + v]}, eval {v} {minutes['eval_' + v]}" for v in VARIANTS)
         + " min).",
         f"Sample sheets: `{out.name}/<variant>/eval-samples.png` (rows: input | 4 random styles | ground truth).",

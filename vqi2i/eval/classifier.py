@@ -34,10 +34,10 @@ class ClassifierSettings:
 
     channels: int = 1
     image_size: int = 64         # inputs are resized to this side (domain style shows at 64 px)
-    width: int = 32
+    width: int = 16
     feature_dim: int = 64
     steps: int = 300
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
     max_images: int = 2000       # per domain
@@ -46,7 +46,7 @@ class ClassifierSettings:
 class DomainClassifier(nn.Module):
     """Four strided convs, global average pooling, a feature layer and a 2-way head (0 = A, 1 = B)."""
 
-    def __init__(self, channels: int = 1, image_size: int = 64, width: int = 32, feature_dim: int = 64):
+    def __init__(self, channels: int = 1, image_size: int = 64, width: int = 16, feature_dim: int = 64):
         super().__init__()
         self.image_size = image_size
         layers, c_in = [], channels
