@@ -53,8 +53,8 @@ def finish(started: tuple[subprocess.Popen, float], log: Path) -> float:
     return seconds
 
 
-def vqi2i(*args: str, log: Path) -> float:
-    return finish(start(list(args), log), log)
+def vqi2i(*args: str, log: Path, threads: int | None = None) -> float:
+    return finish(start(list(args), log, threads), log)
 
 
 def machine() -> str:
@@ -69,7 +69,7 @@ def machine() -> str:
     import torch
 
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    return f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}"
 
 
 def fmt(x, digits=3) -> str:
@@ -125,7 +125,10 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "out" / "bench_glyphs", help="work folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, choices=(1, 2), default=2,
-                   help="2: train both variants at once, one thread each (default); 1: one after the other")
+                   help="2: train both variants at once (default); 1: one after the other")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per command; 0: torch's default (default: %(default)s, which on a "
+                   "shared 2-core box beats two threads that wait on each other)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--label", default="cpu", help="names this schedule's block in docs (default: %(default)s)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
@@ -137,11 +140,12 @@ def main() -> int:
     data = out / "data"
     times: dict[str, float] = {}
     t_all = time.perf_counter()
+    threads = args.threads or None
     times["data"] = vqi2i("data", "glyphs", str(data), "--num-chars", str(args.num_chars), "--seed", str(args.seed),
                           "--overwrite", log=log)
     times["classifier"] = vqi2i("train-classifier", "--data", str(data), "--seed", str(args.seed), "--device",
-                                args.device, "--no-progress", log=log)
-    # the two variants train side by side, one torch thread each (--jobs 1: one after the other)
+                                args.device, "--no-progress", log=log, threads=threads)
+    # the two variants train side by side (--jobs 1: one after the other)
     runs = {v: out / v for v in VARIANTS}
     training = {}
     for variant, run in runs.items():
@@ -151,7 +155,7 @@ def main() -> int:
             overrides.append(f"train.batch_size={args.batch_size}")
         cmd = ["train", str(CONFIG), *overrides, "--out", str(run), "--overwrite", "--device", args.device,
                "--seed", str(args.seed), "--no-progress"]
-        training[variant] = start(cmd, out / f"train_{variant}.txt", threads=1 if args.jobs > 1 else None)
+        training[variant] = start(cmd, out / f"train_{variant}.txt", threads)
         if args.jobs == 1:
             times[f"train_{variant}"] = finish(training.pop(variant), out / f"train_{variant}.txt")
     for variant, started in training.items():
@@ -161,7 +165,7 @@ def main() -> int:
         report = run / "eval.json"
         times[f"eval_{variant}"] = vqi2i("eval", "--checkpoint", str(run), "--data", str(data), "--out", str(report),
                                          "--device", args.device, "--seed", str(args.seed), "--overwrite",
-                                         "--no-progress", log=log)
+                                         "--no-progress", log=log, threads=threads)
         reports[variant] = json.loads(report.read_text())
     total = time.perf_counter() - t_all
 
@@ -185,9 +189,10 @@ def main() -> int:
         f"Machine: {summary['machine']}; device {args.device}. "
         f"Data: {args.num_chars} characters ({n_train} train, {summary['num_test']} held-out test), 64 px.",
         f"Command: `python scripts/bench_glyphs.py --steps {args.steps} --device {args.device} --label {args.label} "
-        f"--jobs {args.jobs}"
+        f"--jobs {args.jobs} --threads {args.threads}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "") + "`.",
-        ("Both variants trained at the same time, one torch thread each. " if args.jobs == 2 else "")
+        ("Both variants trained at the same time. " if args.jobs == 2 else "")
+        + (f"{args.threads} torch thread(s) per command. " if args.threads else "")
         + f"Wall time: {total / 60:.1f} min in all (data {minutes['data']}, classifier {minutes['classifier']}, "
         + ", ".join(f"train {v} {minutes['train_' + v]}, eval {v} {minutes['eval_' + v]}" for v in VARIANTS)
         + " min).",
