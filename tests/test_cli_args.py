@@ -1,0 +1,20 @@
+"""The CLI accepts key=value overrides after the options, and rejects unknown options."""
+
+from __future__ import annotations
+
+import pytest
+
+from vqi2i.cli import main
+
+
+def test_overrides_after_options_are_config_overrides(capsys, tmp_path):
+    code = main(["train", "configs/tiny.yaml", "--out", str(tmp_path / "run"), "model.n_embedd=3"])
+    assert code == 2
+    assert "unknown config key 'model.n_embedd' (did you mean 'model.n_embed'?)" in capsys.readouterr().err
+
+
+def test_unknown_option_is_an_argparse_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "configs/tiny.yaml", "--out", str(tmp_path / "run"), "--bogus"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
