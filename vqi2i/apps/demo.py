@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=32, help="image size of the synthetic scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (1 is faster on a busy 2-core machine)")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing --out folder")
     p.set_defaults(func=run)
 
@@ -41,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the demo needs {CONFIG} (run it from a source checkout: pip install -e .)")
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
     sheet = args.out / "demo.png"
     if sheet.exists() and not args.overwrite:
         raise UserError(f"{sheet} already exists; pass --overwrite to run the demo again")
