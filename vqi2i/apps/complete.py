@@ -12,15 +12,16 @@ import time
 
 import torch
 
-from vqi2i.apps.generate import (
+from vqi2i.apps.common import (
     add_input_args,
     add_prior_args,
-    check_domain,
-    decode_styles,
+    input_domains,
     load_inputs,
     open_prior,
     prepare_style,
+    render_samples,
     report,
+    sample_paths,
     sampler_kwargs,
 )
 from vqi2i.errors import UserError
@@ -77,20 +78,16 @@ def masked_view(x: torch.Tensor, known: torch.Tensor, factor: int) -> torch.Tens
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.apps.common import check_outputs_free
-    from vqi2i.images import save_grid, save_image
+    from vqi2i.images import save_grid
     from vqi2i.sampling import known_region
 
-    src = check_domain(args.src, "--from")
-    dst = check_domain(args.dst or src, "--to")
-    style = args.style or ("own" if dst == src else "random")
+    src, dst, style = input_domains(args)
     prior, codec, codec_cfg, device = open_prior(args)
     style = prepare_style(codec, codec_cfg, style, dst, device, own_domain=src)
     inputs = load_inputs(args.input, codec, codec_cfg, args.size)
     n = args.num_samples
     tag = args.keep or "mask"
-    names = {p: [args.out / f"{p.stem}_complete_{tag}_{k:03d}.png" for k in range(n)] for p, _ in inputs}
-    check_outputs_free([q for qs in names.values() for q in qs] + [args.out / "grid.png"], args.overwrite)
+    names = sample_paths(args, inputs, f"complete_{tag}")
     kwargs = sampler_kwargs(args, device)
 
     sheet, sampled, seconds = [], 0, 0.0
@@ -102,10 +99,8 @@ def run(args: argparse.Namespace) -> int:
             grid, _, secs = complete_tokens(codec, prior, x, known, n, **kwargs)
             seconds += secs
             sampled += n * int((~known).sum())
-            styles = decode_styles(codec, style, n, kwargs["generator"], device, own_image=x, own_domain=src)
-            images = codec.decode(grid, styles, dst).float().cpu()
-            for k in range(n):
-                save_image(images[k], names[path][k], overwrite=args.overwrite)
+            images = render_samples(codec, grid, style, x, src, dst, kwargs["generator"], device, names[path],
+                                    args.overwrite)
             sheet.append([x[0].cpu(), masked_view(x[0].cpu(), known, codec.factor), *images])
     save_grid(sheet, args.out / "grid.png", overwrite=args.overwrite)
     report(f"completed {len(inputs)} image(s) ({tag}, {src}->{dst})", sampled, seconds, args.out)

@@ -15,15 +15,16 @@ import time
 
 import torch
 
-from vqi2i.apps.generate import (
+from vqi2i.apps.common import (
     add_input_args,
     add_prior_args,
-    check_domain,
-    decode_styles,
+    input_domains,
     load_inputs,
     open_prior,
     prepare_style,
+    render_samples,
     report,
+    sample_paths,
     sampler_kwargs,
 )
 from vqi2i.errors import UserError
@@ -80,12 +81,9 @@ def extend_tokens(codec, prior, x: torch.Tensor, src: str, side: str, new_cols: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.apps.common import check_outputs_free
-    from vqi2i.images import save_grid, save_image
+    from vqi2i.images import save_grid
 
-    src = check_domain(args.src, "--from")
-    dst = check_domain(args.dst or src, "--to")
-    style = args.style or ("own" if dst == src else "random")
+    src, dst, style = input_domains(args)
     if args.pixels < 1:
         raise UserError(f"--pixels must be >= 1, got {args.pixels}")
     prior, codec, codec_cfg, device = open_prior(args)
@@ -96,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     new_cols = args.pixels // codec.factor
     inputs = load_inputs(args.input, codec, codec_cfg, args.size)
     n = args.num_samples
-    names = {p: [args.out / f"{p.stem}_extend_{args.side}_{k:03d}.png" for k in range(n)] for p, _ in inputs}
-    check_outputs_free([q for qs in names.values() for q in qs] + [args.out / "grid.png"], args.overwrite)
+    names = sample_paths(args, inputs, f"extend_{args.side}")
     kwargs = sampler_kwargs(args, device)
 
     sheet, sampled, seconds = [], 0, 0.0
@@ -106,10 +103,8 @@ def run(args: argparse.Namespace) -> int:
             grid, _, _, secs = extend_tokens(codec, prior, x, src, args.side, new_cols, n, **kwargs)
             seconds += secs
             sampled += n * grid.shape[1] * new_cols * (2 if args.side == "both" else 1)
-            styles = decode_styles(codec, style, n, kwargs["generator"], device, own_image=x, own_domain=src)
-            images = codec.decode(grid, styles, dst).float().cpu()
-            for k in range(n):
-                save_image(images[k], names[path][k], overwrite=args.overwrite)
+            images = render_samples(codec, grid, style, x, src, dst, kwargs["generator"], device, names[path],
+                                    args.overwrite)
             sheet.append([x[0].cpu(), *images])
     save_grid(sheet, args.out / "grid.png", overwrite=args.overwrite)
     report(f"extended {len(inputs)} image(s) {args.side} by {args.pixels} px ({src}->{dst})", sampled, seconds,

@@ -14,9 +14,12 @@ from pathlib import Path
 import torch
 
 from vqi2i.apps.common import (
+    add_fit_args,
     add_model_args,
+    add_translation_args,
     check_min_size,
     check_outputs_free,
+    encode_reference,
     fit_to_factor,
     make_generator,
     open_model,
@@ -34,14 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(right), in N bands or smoothly, and write the N whole-image interpolations as a strip.",
     )
     add_model_args(p)
-    p.add_argument("--input", "-i", required=True, type=Path, help="the content image")
-    p.add_argument("--direction", "-d", required=True, help="a2b or b2a")
-    p.add_argument("--out", "-o", required=True, type=Path, help="output folder")
+    add_translation_args(p, "the content image")
     p.add_argument("--styles", default="random", help="'random' (two N(0,I) styles) or REF1,REF2 (two images)")
     p.add_argument("--steps", "-n", type=int, default=5, help="number of bands and of strip images (>= 2)")
     p.add_argument("--mode", default="steps", choices=("steps", "smooth"), help="N bands or a smooth transition")
-    p.add_argument("--fit", default="pad", choices=("pad", "crop", "resize"), help="how to reach a multiple of f")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_fit_args(p)
     p.set_defaults(func=run)
 
 
@@ -76,8 +76,6 @@ def transition(model, x: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, dst: 
 
 
 def _read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from vqi2i.images import load_image
-
     if spec == "random":
         s = model.sample_style(2, make_generator(seed), "cpu").to(device)
         return s[0], s[1]
@@ -88,10 +86,7 @@ def _read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: in
     for ref in refs:
         if not ref.is_file():
             raise UserError(f"style reference {ref} is not a file")
-        x, _ = fit_to_factor(load_image(ref, model.in_channels)[None], model.factor, "resize")
-        check_min_size(x, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {ref}")
-        with torch.no_grad():
-            styles.append(model.encode_style(x.to(device), dst)[0])
+        styles.append(encode_reference(model, cfg, ref, dst, device)[0])
     return styles[0], styles[1]
 
 

@@ -14,10 +14,13 @@ from pathlib import Path
 import torch
 
 from vqi2i.apps.common import (
+    add_fit_args,
     add_model_args,
+    add_translation_args,
     check_min_size,
     check_outputs_free,
     collect_inputs,
+    encode_reference,
     fit_to_factor,
     make_generator,
     open_model,
@@ -35,16 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or outputs in the style of a reference image.",
     )
     add_model_args(p)
-    p.add_argument("--input", "-i", required=True, type=Path, help="an image or a folder of images")
-    p.add_argument("--direction", "-d", required=True, help="a2b or b2a")
-    p.add_argument("--out", "-o", required=True, type=Path, help="output folder")
+    add_translation_args(p, "an image or a folder of images")
     p.add_argument("--style", default="random", help="'random' (N(0,I)) or the path of a reference image")
     p.add_argument("--num-samples", "-n", type=int, default=1, help="outputs per input (random styles)")
     p.add_argument("--intra", action="store_true", help="intra-domain: re-render inputs in their own domain")
     p.add_argument("--grid", action="store_true", help="also write grid.png (input | outputs)")
     p.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
-    p.add_argument("--fit", default="pad", choices=("pad", "crop", "resize"), help="how to reach a multiple of f")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_fit_args(p)
     p.set_defaults(func=run)
 
 
@@ -101,10 +101,7 @@ def run(args: argparse.Namespace) -> int:
         ref_path = Path(args.style)
         if not ref_path.is_file():
             raise UserError(f"--style must be 'random' or an image file; {ref_path} is neither")
-        ref, _ = fit_to_factor(load_image(ref_path, model.in_channels)[None], model.factor, "resize")
-        check_min_size(ref, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {ref_path}")
-        with torch.no_grad():
-            style = model.encode_style(ref.to(device), dst).cpu()
+        style = encode_reference(model, cfg, ref_path, dst, device).cpu()
         if args.num_samples > 1:
             print("note: a reference style gives one output per input; writing one")
             n = 1
