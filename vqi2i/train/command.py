@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.checkpoint import resolve_checkpoint
     from vqi2i.config import load_config
-    from vqi2i.train.trainer import prepare_run, train
+    from vqi2i.train.cli_common import config_and_run_dir
+    from vqi2i.train.trainer import train
 
     if args.threads is not None:
         if args.threads < 1:
@@ -38,26 +38,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    config = [i for i in args.items if "=" not in i]
-    overrides = [i for i in args.items if "=" in i]
-    if len(config) > 1:
-        raise UserError(f"give one config file, got {len(config)}: {' '.join(config)}")
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
-    if args.resume:
-        if config:
-            raise UserError("with --resume the config comes from the run; give only key=value overrides")
-        run_dir = args.resume
-        prepare_run(run_dir, resume=True, overwrite=False)
-        cfg = load_config(resolve_checkpoint(run_dir) / "config.yaml", overrides)
-    else:
-        if not config:
-            raise UserError("give a config file, e.g. `vqi2i train configs/tiny.yaml`")
-        cfg = load_config(config[0], overrides)
-        run_dir = args.out or Path("runs") / cfg.name
-        prepare_run(run_dir, resume=False, overwrite=args.overwrite)
+    cfg, run_dir = config_and_run_dir(args, load_config, "give a config file, e.g. `vqi2i train configs/tiny.yaml`")
     last = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress, stop_at=args.stop_at)
     print(f"trained to step {last.get('step')} in {run_dir}; image grids in {run_dir / 'samples'}")
     return 0

@@ -29,34 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.checkpoint import resolve_checkpoint
+    from vqi2i.train.cli_common import config_and_run_dir
     from vqi2i.train.prior_trainer import is_prior_checkpoint, load_prior_config, train_prior
-    from vqi2i.train.trainer import prepare_run
 
-    config = [i for i in args.items if "=" not in i]
-    overrides = [i for i in args.items if "=" in i]
-    if len(config) > 1:
-        raise UserError(f"give one config file, got {len(config)}: {' '.join(config)}")
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    if args.seed is not None:
-        overrides.append(f"train.seed={args.seed}")
-    if args.resume:
-        if config:
-            raise UserError("with --resume the config comes from the run; give only key=value overrides")
-        run_dir = args.resume
-        prepare_run(run_dir, resume=True, overwrite=False)
-        if not is_prior_checkpoint(run_dir):
-            raise UserError(f"{run_dir} is not a prior run (resume a translator with `vqi2i train --resume`)")
-        cfg = load_prior_config(resolve_checkpoint(run_dir) / "config.yaml", overrides)
-    else:
-        if not config:
-            raise UserError("give a prior config file, e.g. `vqi2i train-prior configs/prior_tiny.yaml --codec RUN`")
+    def check_new() -> None:
         if args.codec is None:
             raise UserError("give the codec run the prior learns the tokens of: --codec RUN")
-        cfg = load_prior_config(config[0], overrides)
-        run_dir = args.out or Path("runs") / cfg.name
-        prepare_run(run_dir, resume=False, overwrite=args.overwrite)
+
+    def check_resume(run_dir: Path) -> None:
+        if not is_prior_checkpoint(run_dir):
+            raise UserError(f"{run_dir} is not a prior run (resume a translator with `vqi2i train --resume`)")
+
+    cfg, run_dir = config_and_run_dir(
+        args, load_prior_config,
+        "give a prior config file, e.g. `vqi2i train-prior configs/prior_tiny.yaml --codec RUN`",
+        check_new=check_new, check_resume=check_resume,
+    )  # fmt: skip
     last = train_prior(cfg, run_dir, args.codec, resume=bool(args.resume), progress=not args.no_progress,
                        stop_at=args.stop_at)
     summary = f"trained to step {last.get('step')} in {run_dir}"
