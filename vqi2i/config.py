@@ -6,6 +6,7 @@ closest valid one) instead of being silently ignored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,8 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
-def _lookup(key: str) -> Any:
-    node: Any = DEFAULTS
+def _lookup(key: str, defaults: dict[str, Any]) -> Any:
+    node: Any = defaults
     parts = key.split(".")
     for i, part in enumerate(parts):
         if not isinstance(node, dict) or part not in node:
@@ -128,9 +129,15 @@ def _lookup(key: str) -> Any:
     return node
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Defaults <- YAML file <- `key=value` overrides, every key checked against DEFAULTS."""
-    cfg = OmegaConf.create(DEFAULTS)
+def merge_config(
+    defaults: dict[str, Any],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    check_file: Callable[[dict, Path], None] | None = None,
+) -> DictConfig:
+    """`defaults` <- YAML file <- `key=value` overrides, every key checked against `defaults`.
+    `check_file(mapping, path)` may refuse a file before its keys are checked (e.g. the wrong kind of config)."""
+    cfg = OmegaConf.create(defaults)
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -143,12 +150,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             user = {}
         if not isinstance(user, dict):
             raise UserError(f"config file {path} must hold a mapping at the top level")
-        _check_keys(user, DEFAULTS)
+        if check_file is not None:
+            check_file(user, path)
+        _check_keys(user, defaults)
         cfg = OmegaConf.merge(cfg, OmegaConf.create(user))
     for item in overrides:
         key, value = _parse_override(item)
-        _lookup(key)
+        _lookup(key, defaults)
         OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Defaults <- YAML file <- `key=value` overrides, every key checked against DEFAULTS."""
+    cfg = merge_config(DEFAULTS, path, overrides)
     validate(cfg)
     return cfg
 

@@ -28,15 +28,17 @@ from vqi2i.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from vqi2i.config import _check_keys, _parse_override
-from vqi2i.errors import UserError, did_you_mean
+from vqi2i.config import merge_config
+from vqi2i.errors import UserError
 from vqi2i.models.prior import ContentPrior, PriorConfig
 from vqi2i.tokens import TokenSet, cached_tokens
 from vqi2i.train.runtime import (
     MetricsLog,
+    checkpoint_due,
     epoch_batches,
     lr_factor,
     rng_state,
+    saving_on_interrupt,
     seed_everything,
     select_device,
     set_lr,
@@ -91,33 +93,14 @@ PRIOR_DEFAULTS: dict[str, Any] = {
 
 def load_prior_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     """PRIOR_DEFAULTS <- YAML file <- key=value overrides, every key checked."""
-    cfg = OmegaConf.create(PRIOR_DEFAULTS)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file {path} does not exist")
-        try:
-            user = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(user, dict):
-            raise UserError(f"config file {path} must hold a mapping at the top level")
-        if user.get("kind", "prior") != "prior" or "disc" in user or "loss" in user:
-            raise UserError(f"{path} is not a prior config (train a translator with `vqi2i train`)")
-        _check_keys(user, PRIOR_DEFAULTS)
-        cfg = OmegaConf.merge(cfg, OmegaConf.create(user))
-    for item in overrides:
-        key, value = _parse_override(item)
-        node: Any = PRIOR_DEFAULTS
-        for i, part in enumerate(key.split(".")):
-            if not isinstance(node, dict) or part not in node:
-                prefix = ".".join(key.split(".")[:i])
-                choices = [f"{prefix}.{k}" if prefix else k for k in (node if isinstance(node, dict) else {})]
-                raise UserError(f"unknown config key '{key}'{did_you_mean(key, choices)}")
-            node = node[part]
-        OmegaConf.update(cfg, key, value, merge=False)
+    cfg = merge_config(PRIOR_DEFAULTS, path, overrides, check_file=_check_is_prior_config)
     validate_prior_config(cfg)
     return cfg
+
+
+def _check_is_prior_config(user: dict, path: Path) -> None:
+    if user.get("kind", "prior") != "prior" or "disc" in user or "loss" in user:
+        raise UserError(f"{path} is not a prior config (train a translator with `vqi2i train`)")
 
 
 def validate_prior_config(cfg: DictConfig) -> None:
@@ -368,7 +351,7 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
     end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
     bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
     epoch, batches = -1, []
-    try:
+    with saving_on_interrupt(bar, save, lambda: step):
         while step < end:
             e, i = divmod(step, per_epoch)
             if e != epoch:  # which grids a step sees depends only on (seed, step): resume is exact
@@ -406,11 +389,6 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
                 bar.set_postfix(loss=f"{last['loss']:.3f}",
                                 **({"val_bits": f"{last['val_bits_per_token']:.3f}"} if do_eval else {}))
                 loss_sum, n_logged, tokens_seen, t0 = 0.0, 0, 0, time.perf_counter()
-            if step % int(T.ckpt_every) == 0 or step == end:
+            if checkpoint_due(step, T.ckpt_every, end):
                 save()
-    except KeyboardInterrupt:
-        bar.close()
-        ckpt = save()
-        raise UserError(f"interrupted at step {step}; saved {ckpt} (continue with --resume)") from None
-    bar.close()
     return last

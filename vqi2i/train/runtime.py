@@ -1,11 +1,13 @@
-"""Run utilities shared by the trainers: device choice, seeding, RNG state, LR schedule, batches, logs."""
+"""Run utilities shared by the trainers: device choice, seeding, RNG state, LR schedule, batches, logs,
+checkpoints on schedule and on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,21 @@ class MetricsLog:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def checkpoint_due(step: int, every: int, end: int) -> bool:
+    """Save every `every` steps and at the last step of this run (`end`: max_steps or --stop-at)."""
+    return step % int(every) == 0 or step == end
+
+
+@contextmanager
+def saving_on_interrupt(bar, save: Callable[[], Path], current_step: Callable[[], int]) -> Iterator[None]:
+    """Around a training loop: Ctrl-C saves a checkpoint and becomes a UserError saying how to continue;
+    the progress bar is closed when the loop ends or is interrupted."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        bar.close()
+        ckpt = save()
+        raise UserError(f"interrupted at step {current_step()}; saved {ckpt} (continue with --resume)") from None
+    bar.close()
