@@ -20,49 +20,17 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
 
 import torch
+from peak_memory import PeakMemory
 from taming.modules.transformer.mingpt import GPT as MinGPT
 from taming.modules.transformer.mingpt import sample as mingpt_sample
 
 from vqi2i.models.prior import ContentPrior, PriorConfig
 from vqi2i.sampling import extend_right, generate_grids
-
-
-class PeakMemory:
-    """Peak extra memory of a block: CUDA max-allocated, or on Linux CPU the peak RSS after a reset."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.mb = float("nan")
-
-    @staticmethod
-    def _status_kb(key: str) -> int:
-        with open("/proc/self/status") as f:
-            return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        elif os.path.exists("/proc/self/clear_refs"):
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # reset the peak resident set size (VmHWM) to the current one
-            self.base = self._status_kb("VmRSS") * 1024
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        elif os.path.exists("/proc/self/clear_refs"):
-            self.mb = max(0, self._status_kb("VmHWM") * 1024 - self.base) / 2**20
-        return False
 
 
 def measure(fn, device: torch.device, new_tokens: int, repeat: int = 1) -> dict:

@@ -22,13 +22,14 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import PeakMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATE_CONFIG = ROOT / "configs" / "scenes64.yaml"
@@ -43,41 +44,6 @@ TRAIN_CASES = [("tiny", None, 6), ("tiny", 1, 6), ("scenes64", None, 3), ("scene
 
 
 # ------------------------------------------------------------------------ measuring one case
-
-
-class PeakMemory:
-    """Rise of peak memory over a block (see the module docstring); nan where it cannot be measured."""
-
-    def __init__(self, device):
-        self.device, self.mb = device, float("nan")
-
-    @staticmethod
-    def _status_kb(key: str) -> int:
-        with open("/proc/self/status") as f:
-            return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
-
-    def __enter__(self):
-        import torch
-
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        elif os.path.exists("/proc/self/clear_refs"):
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # VmHWM := VmRSS
-            self.base = self._status_kb("VmRSS") * 1024
-        return self
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        elif os.path.exists("/proc/self/clear_refs"):
-            self.mb = max(0, self._status_kb("VmHWM") * 1024 - self.base) / 2**20
-        return False
 
 
 def run_translate_case(size: int, mode: str, batch: int, n: int, passes: int, device) -> dict:
