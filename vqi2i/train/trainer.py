@@ -32,8 +32,10 @@ from vqi2i.models.vqi2i import VQI2I
 from vqi2i.train.runtime import (
     MetricsLog,
     batches_from,
+    checkpoint_due,
     lr_factor,
     rng_state,
+    saving_on_interrupt,
     seed_everything,
     select_device,
     set_lr,
@@ -214,7 +216,7 @@ def train(
     discs.train()
     bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
     batches = batches_from(dataset, int(T.batch_size), int(T.seed), step, int(cfg.data.num_workers))
-    try:
+    with saving_on_interrupt(bar, save, lambda: step):
         end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
         while step < end:
             batch = next(batches)
@@ -275,13 +277,8 @@ def train(
                 sums.clear()
                 counts.zero_()
                 n_logged, restarted, t0 = 0, 0, time.perf_counter()
-            if step % int(T.ckpt_every) == 0 or step == end:
+            if checkpoint_due(step, T.ckpt_every, end):
                 save()
-    except KeyboardInterrupt:
-        bar.close()
-        ckpt = save()
-        raise UserError(f"interrupted at step {step}; saved {ckpt} (continue with --resume)") from None
-    bar.close()
     return last
 
 
