@@ -21,7 +21,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on synthetic data (CPU, a few minutes)")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for data, run and results")
-    p.add_argument("--steps", type=int, default=600, help="training steps (about 2 minutes on 2 CPU cores)")
+    p.add_argument("--steps", type=int, default=600, help="training steps (2-3 minutes on 2 CPU cores)")
     p.add_argument("--size", type=int, default=32, help="image size of the synthetic scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
