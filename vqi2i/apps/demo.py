@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
             f"train.max_steps={args.steps}", f"train.seed={args.seed}", f"train.device={args.device}",
             "train.log_every=25", f"train.image_every={max(1, args.steps // 4)}",
             f"train.ckpt_every={max(1, args.steps // 4)}", "model.codebook.restart_every=50",
+            # adversarial terms from half-way: on this short schedule that gives visibly cleaner outputs
+            f"train.disc_start={args.steps // 2}",
         ],
     )  # fmt: skip
     print(f"[2/3] training the tiny translator for {args.steps} steps -> {run_dir}")
