@@ -18,6 +18,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", "-c", required=True, type=Path, help="training run folder or checkpoint folder")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--seed", type=int, default=0, help="seed for random styles and sampling")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 def add_translation_args(p: argparse.ArgumentParser, input_help: str) -> None:
@@ -36,8 +37,9 @@ def add_fit_args(p: argparse.ArgumentParser) -> None:
 def open_model(args: argparse.Namespace):
     """(model, cfg, device) for the command's --checkpoint and --device."""
     from vqi2i.checkpoint import load_model
-    from vqi2i.train.runtime import select_device
+    from vqi2i.train.runtime import select_device, set_threads
 
+    set_threads(args.threads)
     device = select_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
     return model, cfg, device
@@ -134,15 +136,17 @@ def add_prior_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
 
 def open_prior(args: argparse.Namespace):
     """(prior, codec, codec cfg, device), checking the prior belongs to the codec."""
     from vqi2i.train.prior_trainer import open_prior_with_codec
-    from vqi2i.train.runtime import select_device
+    from vqi2i.train.runtime import select_device, set_threads
 
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")
+    set_threads(args.threads)
     device = select_device(args.device)
     prior, _, codec, codec_cfg = open_prior_with_codec(args.prior, args.codec, device)
     return prior, codec, codec_cfg, device

@@ -41,16 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from vqi2i.config import load_config
     from vqi2i.data.scenes import make_scenes
     from vqi2i.images import list_images, load_image, save_grid
+    from vqi2i.train.runtime import set_threads
     from vqi2i.train.trainer import prepare_run, train
 
     if not CONFIG.is_file():
         raise UserError(f"the demo needs {CONFIG} (run it from a source checkout: pip install -e .)")
     if args.steps < 1:
         raise UserError("--steps must be >= 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     sheet = args.out / "demo.png"
     if sheet.exists() and not args.overwrite:
         raise UserError(f"{sheet} already exists; pass --overwrite to run the demo again")

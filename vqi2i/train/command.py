@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vqi2i.errors import UserError
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -30,14 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vqi2i.config import load_config
     from vqi2i.train.cli_common import config_and_run_dir
+    from vqi2i.train.runtime import set_threads
     from vqi2i.train.trainer import train
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError("--threads must be >= 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     cfg, run_dir = config_and_run_dir(args, load_config, "give a config file, e.g. `vqi2i train configs/tiny.yaml`")
     last = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress, stop_at=args.stop_at)
     print(f"trained to step {last.get('step')} in {run_dir}; image grids in {run_dir / 'samples'}")

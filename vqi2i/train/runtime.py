@@ -34,6 +34,15 @@ def select_device(name: str | None) -> torch.device:
     return dev
 
 
+def set_threads(threads: int | None) -> None:
+    """--threads: torch's CPU threads (None keeps torch's choice). On a small busy CPU, 1 is often fastest."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
