@@ -152,3 +152,13 @@ def test_classifier_cache_beside_the_data(tmp_path):
     assert "changed" in clf.load_cached(tmp_path, SETTINGS)[1]
     with pytest.raises(Exception, match="--overwrite"):
         clf.save_cached(tmp_path, model, SETTINGS, scores)
+
+
+def test_nearer_than_input_counts_outputs_that_moved_toward_the_target():
+    torch.manual_seed(0)
+    source, target = torch.rand(4, 1, 16, 16) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
+    identity = metrics.paired_scores(source, target)
+    assert metrics.nearer_than_input(metrics.paired_scores(target, target), identity) == 1.0
+    assert metrics.nearer_than_input(metrics.paired_scores(source, target), identity) == 0.0  # a tie is not nearer
+    half = torch.cat([target[:2], source[2:]])  # two outputs hit the target, two stay put
+    assert metrics.nearer_than_input(metrics.paired_scores(half, target), identity) == 0.5

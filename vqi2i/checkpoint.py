@@ -1,7 +1,8 @@
 """Checkpoints: a folder per save, written atomically, that is safe to load.
 
     RUN/checkpoints/step-000500/
-        model.safetensors   translator weights (all that inference needs)
+        model.safetensors   translator weights (training)
+        model_ema.safetensors  their moving average (train.ema > 0): what inference loads when present
         disc.safetensors    discriminators (training only)
         config.yaml         the resolved config
         trainer.pt          optimizer states + RNG state; tensors and plain containers only,
@@ -33,6 +34,12 @@ from vqi2i.errors import UserError
 from vqi2i.fileio import atomic_write_text
 
 MODEL_FILE = "model.safetensors"
+EMA_FILE = "model_ema.safetensors"
+
+
+def inference_weights(ckpt: Path) -> Path:
+    """The translator weights inference uses: the moving average when the run kept one, else the weights."""
+    return ckpt / EMA_FILE if (ckpt / EMA_FILE).is_file() else ckpt / MODEL_FILE
 
 
 def _state_dict_for_safetensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -141,7 +148,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     cfg = load_config_of(ckpt)
     validate(cfg)
     model = build_model(cfg)
-    load_weights(model, ckpt / MODEL_FILE)
+    load_weights(model, inference_weights(ckpt))
     model.to(device).eval()
     model.checkpoint_dir = ckpt
     return model, cfg
@@ -160,10 +167,10 @@ def load_trainer_state(ckpt: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def checkpoint_id(path: str | Path) -> str:
-    """A stable identifier of a codec checkpoint: the sha256 of its weights (first 16 hex digits)."""
+    """A stable identifier of a codec checkpoint: the sha256 of the weights inference uses (first 16 hex digits)."""
     ckpt = resolve_checkpoint(path)
     h = hashlib.sha256()
-    with open(ckpt / MODEL_FILE, "rb") as f:
+    with open(inference_weights(ckpt), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()[:16]

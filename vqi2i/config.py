@@ -47,6 +47,8 @@ DEFAULTS: dict[str, Any] = {
         "ndf": 64,
         "n_layers": 3,
         "num_scales": 2,
+        "norm": "batch",  # spectral (spectral norm, no batch norm) | batch (taming's NLayerDiscriminator)
+        "content_ch": 64,  # width of the content-domain discriminator (loss.content_adv)
     },
     "data": {
         "kind": "unpaired",  # unpaired | paired
@@ -69,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights
         "vgg_weights": None,  # local path to torchvision VGG16 weights (never downloaded)
         "gan_mode": "lsgan",  # lsgan | hinge
+        "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
+        "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
     },
     "train": {
         "seed": 0,
@@ -90,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",  # auto | cpu | cuda | cuda:N | mps
         "bf16": True,  # bf16 autocast on CUDA
         "num_styles": 3,  # random styles per input in the image grid
+        "ema": 0.0,  # decay of an exponential moving average of the translator for inference (0: off)
     },
 }
 
@@ -178,6 +183,7 @@ def validate(cfg: DictConfig) -> None:
         "data.kind": (cfg.data.kind, ("unpaired", "paired")),
         "data.layout": (cfg.data.layout, ("folders", "side_by_side")),
         "train.lr_schedule": (cfg.train.lr_schedule, ("constant", "cosine", "step")),
+        "disc.norm": (cfg.disc.norm, ("spectral", "batch")),
     }
     for key, (value, allowed) in choices.items():
         if value not in allowed:
@@ -193,6 +199,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks"):
         if int(m[key]) < 1:
             raise UserError(f"model.{key} must be >= 1, got {m[key]}")
+    if not 0.0 <= float(cfg.train.ema) < 1.0:
+        raise UserError(f"train.ema must be in [0, 1) (0 turns the average off), got {cfg.train.ema}")
     if int(cfg.train.batch_size) < 1 or int(cfg.train.max_steps) < 1:
         raise UserError("train.batch_size and train.max_steps must be >= 1")
     f = 2 ** (len(m.ch_mult) - 1)

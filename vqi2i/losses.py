@@ -1,4 +1,5 @@
-"""Loss terms: adversarial (LSGAN or hinge, over multi-scale outputs) and a VGG16 perceptual loss.
+"""Loss terms: adversarial (LSGAN or hinge, over multi-scale outputs), discriminator feature matching,
+the content-domain adversarial pair, and a VGG16 perceptual loss.
 
 The VGG weights are read from a local file the user names; nothing is downloaded.
 """
@@ -31,6 +32,26 @@ def g_loss(fake: list[torch.Tensor], mode: str) -> torch.Tensor:
     for f in fake:
         total = total + (F.mse_loss(f, torch.ones_like(f)) if mode == "lsgan" else -f.mean())
     return total
+
+
+def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's feature matching: mean over layers of the L1 distance between the discriminator's
+    activations for generated images and for their real counterparts (the real ones as fixed targets).
+    A perceptual loss that needs no downloaded network."""
+    if len(fake) != len(real) or not fake:
+        raise ValueError(f"need the same non-zero number of feature maps, got {len(fake)} and {len(real)}")
+    return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real)) / len(fake)
+
+
+def content_d_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """The content discriminator learns to tell domain A's content features (1) from B's (0) (LSGAN)."""
+    return F.mse_loss(logits_a, torch.ones_like(logits_a)) + F.mse_loss(logits_b, torch.zeros_like(logits_b))
+
+
+def content_g_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """The content encoder makes both domains' features undecidable (target 0.5 for both, as DRIT does),
+    rather than swapping the labels, so neither domain is pushed onto the other's codes."""
+    return F.mse_loss(logits_a, torch.full_like(logits_a, 0.5)) + F.mse_loss(logits_b, torch.full_like(logits_b, 0.5))
 
 
 class VGGPerceptual(nn.Module):

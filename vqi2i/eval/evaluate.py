@@ -1,7 +1,8 @@
 """Score a translator on a test set: translate testA -> B and testB -> A, then measure what can be measured.
 
 - ground truth (file names that match across testA and testB, as in the glyph benchmark): L1, PSNR
-  and SSIM of translations against it, beside the same scores for doing nothing (source vs target)
+  and SSIM of translations against it, beside the same scores for doing nothing (source vs target),
+  and the share of translations nearer (SSIM) their ground truth than their own input
 - style accuracy: the share of translations the domain classifier assigns to the target domain
 - Fréchet distance and KID between translations and real target images, in the classifier's feature
   space (always) and in Inception's (when the user gives local weights)
@@ -213,8 +214,10 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
             src_idx = torch.tensor([i if src == "a" else j for i, j in test.pairs])
             dst_idx = torch.tensor([j if src == "a" else i for i, j in test.pairs])
             gt = test.images[dst][dst_idx]
-            result["ground_truth"] = {"pairs": len(test.pairs), **_mean(metrics.paired_scores(fake[src_idx], gt))}
-            result["identity"] = _mean(metrics.paired_scores(x[src_idx], gt))
+            scores, identity = metrics.paired_scores(fake[src_idx], gt), metrics.paired_scores(x[src_idx], gt)
+            result["ground_truth"] = {"pairs": len(test.pairs), **_mean(scores)}
+            result["identity"] = _mean(identity)
+            result["nearer_than_input"] = metrics.nearer_than_input(scores, identity)
             gt_index = dict(zip(src_idx.tolist(), dst_idx.tolist()))
         directions[f"{src}_to_{dst}"] = result
 

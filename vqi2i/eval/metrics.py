@@ -40,6 +40,13 @@ def paired_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
     return {"l1": l1, "psnr": psnr, "ssim": ssim}
 
 
+def nearer_than_input(pred_scores: dict[str, torch.Tensor], identity_scores: dict[str, torch.Tensor]) -> float:
+    """The share of translations whose SSIM to the ground truth beats their own input's: the outputs that moved
+    toward the target. Both arguments are `paired_scores` results for the same images (output vs target and
+    input vs target); a tie (an output equal to its input) does not count as nearer."""
+    return float((pred_scores["ssim"] > identity_scores["ssim"]).float().mean())
+
+
 def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean [D] and covariance [D,D] (unbiased) of features [N,D], in float64."""
     f = features.detach().double()

@@ -36,6 +36,7 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         add("  identity", lambda d: d["identity"]["psnr"], 2)
         add("SSIM to ground truth ↑", lambda d: d["ground_truth"]["ssim"])
         add("  identity", lambda d: d["identity"]["ssim"])
+        add("nearer the target than the input (SSIM) ↑", lambda d: d["nearer_than_input"])
     add("style accuracy ↑", lambda d: d["style_accuracy"])
     add("FD, classifier features ↓", lambda d: d["classifier_features"]["fd"])
     add("  identity", lambda d: d["classifier_features"]["fd_identity"])

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from vqi2i.checkpoint import (
+    EMA_FILE,
     has_checkpoint,
     load_trainer_state,
     load_weights,
@@ -25,7 +26,14 @@ from vqi2i.checkpoint import (
     save_checkpoint,
 )
 from vqi2i.errors import UserError
-from vqi2i.losses import VGGPerceptual, d_loss, g_loss
+from vqi2i.losses import (
+    VGGPerceptual,
+    content_d_loss,
+    content_g_loss,
+    d_loss,
+    feature_matching,
+    g_loss,
+)
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
 from vqi2i.models.vqi2i import VQI2I
@@ -52,6 +60,7 @@ class StepOutput:
     fakes: dict[str, torch.Tensor]  # per domain, the generated images the discriminator should reject
     features: torch.Tensor  # continuous content features of this batch [N, D], for dead-code restarts
     tokens: torch.Tensor  # all token ids of this batch, for codebook statistics
+    content: dict[str, torch.Tensor]  # per domain, the continuous content maps [B, D, h, w] (not detached)
 
 
 def generator_step(
@@ -98,20 +107,37 @@ def generator_step(
     fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
     if adversarial:
         terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
-        terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
+        if L.feat_match > 0:  # one pass over [reconstructions, reals]: logits for adv_rec, features for matching
+            terms["adv_rec"], terms["feat_match"] = 0.0, 0.0
+            for d in ("a", "b"):
+                logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
+                terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
+                terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
+                                                                             [f[n:] for f in feats])
+        else:
+            terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
+        if L.content_adv > 0:  # the content encoder hides which domain its features came from
+            terms["content_adv"] = content_g_loss(discs["content"](q["a"][3]), discs["content"](q["b"][3]))
 
     weights = {
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
+        "feat_match": L.feat_match, "content_adv": L.content_adv,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = torch.cat([q[d][3].detach().permute(0, 2, 3, 1).reshape(-1, q[d][3].shape[1]) for d in "ab"])
     tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
-    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens)
+    content = {d: q[d][3] for d in ("a", "b")}
+    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content)
 
 
-def discriminator_step(discs, x: dict[str, torch.Tensor], fakes: dict[str, torch.Tensor], cfg: DictConfig):
-    """Real images against the generator's (detached) outputs; reconstructions weigh adv_recon_ratio."""
+def discriminator_step(
+    discs, x: dict[str, torch.Tensor], fakes: dict[str, torch.Tensor], cfg: DictConfig,
+    content: dict[str, torch.Tensor] | None = None,
+):  # fmt: skip
+    """Real images against the generator's (detached) outputs; reconstructions weigh adv_recon_ratio.
+    With the content adversarial loss on, the content discriminator also learns to tell the domains'
+    (detached) content features apart."""
     n = x["a"].shape[0]
     total = x["a"].new_zeros(())
     for d in ("a", "b"):
@@ -119,7 +145,28 @@ def discriminator_step(discs, x: dict[str, torch.Tensor], fakes: dict[str, torch
         real = discs[d](x[d])
         total = total + d_loss(real, discs[d](trans), cfg.loss.gan_mode)
         total = total + cfg.loss.adv_recon_ratio * d_loss(real, discs[d](rec), cfg.loss.gan_mode)
+    if cfg.loss.content_adv > 0 and content is not None:
+        total = total + content_d_loss(discs["content"](content["a"].detach()), discs["content"](content["b"].detach()))
     return total
+
+
+class EMA:
+    """An exponential moving average of a model's weights (buffers copied), for inference. The decay ramps
+    up from 0 as (1 + step) / (10 + step), so early averages do not hold on to the random initialisation."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        import copy
+
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for ema_p, p in zip(self.model.parameters(), model.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - decay)
+        for ema_b, b in zip(self.model.buffers(), model.buffers()):
+            ema_b.copy_(b)
 
 
 def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
@@ -185,12 +232,15 @@ def train(
     dataset = build_dataset(cfg.data, "train", train=True, seed=int(T.seed))
     paired = bool(getattr(dataset, "aligned", False))
     preview = _preview_batch(cfg)
+    ema = EMA(model, float(T.ema)) if float(T.ema) > 0 else None
 
     step = 0
     if resume:
         ckpt = resolve_checkpoint(run_dir)
         load_weights(model, ckpt / "model.safetensors", device)
         load_weights(discs, ckpt / "disc.safetensors", device)
+        if ema is not None:
+            load_weights(ema.model, ckpt / EMA_FILE, device)
         trainer_state, state = load_trainer_state(ckpt)
         opt_g.load_state_dict(trainer_state["opt_g"])
         opt_d.load_state_dict(trainer_state["opt_d"])
@@ -202,8 +252,9 @@ def train(
 
     def save() -> Path:
         trainer_state = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state()}
+        modules = {"model": model, "disc": discs, **({"model_ema": ema.model} if ema is not None else {})}
         return save_checkpoint(
-            run_dir, step, cfg, {"model": model, "disc": discs}, trainer_state,
+            run_dir, step, cfg, modules, trainer_state,
             {"epoch": step // max(1, len(dataset) // int(T.batch_size))}, keep=int(T.keep_checkpoints),
         )  # fmt: skip
 
@@ -234,11 +285,13 @@ def train(
             if T.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), T.grad_clip)
             opt_g.step()
+            if ema is not None:
+                ema.update(model, step)
             discs.requires_grad_(True)
 
             if adversarial:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss_d = discriminator_step(discs, x, out.fakes, cfg)
+                    loss_d = discriminator_step(discs, x, out.fakes, cfg, out.content)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 if T.grad_clip > 0:
@@ -268,7 +321,8 @@ def train(
                     "steps_per_s": n_logged / elapsed,
                 }
                 if step % int(T.image_every) == 0 or step == int(T.max_steps):
-                    last.update(write_preview(model, preview, cfg, run_dir / "samples" / f"step-{step:07d}.png"))
+                    shown = ema.model if ema is not None else model  # what inference will use
+                    last.update(write_preview(shown, preview, cfg, run_dir / "samples" / f"step-{step:07d}.png"))
                 log.write(last)
                 bar.set_postfix(
                     total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
