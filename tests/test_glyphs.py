@@ -83,8 +83,8 @@ def test_pairs_align_by_name_and_match_a_fresh_render(fonts, tmp_path):
     manifest = build(tmp_path / "g", fonts, num_chars=10, test_ratio=0.3, size=32)
     root = tmp_path / "g"
     assert names(root / "testA") == names(root / "testB")
-    assert names(root / "trainA") == names(root / "trainB")
-    assert set(names(root / "testA")).isdisjoint(names(root / "trainA"))
+    assert set(names(root / "trainA")).isdisjoint(names(root / "trainB"))  # disjoint by default
+    assert set(names(root / "testA")).isdisjoint(names(root / "trainA") + names(root / "trainB"))
     assert "".join(chr(glyphs.codepoint_from_filename(n)) for n in names(root / "testA")) == manifest["test"]
     font_a, font_b = glyphs.load_font(fonts[0], 32), glyphs.load_font(fonts[1], 32)
     for n in names(root / "testA"):
@@ -98,6 +98,30 @@ def test_pairs_align_by_name_and_match_a_fresh_render(fonts, tmp_path):
     assert saved["font_a"]["path"] == fonts[0].path and saved["size"] == 32
     assert glyphs.codepoint_from_filename("uni4E00.png") == 0x4E00
     assert glyphs.codepoint_from_filename("cat.png") is None
+
+
+def test_train_split_is_disjoint_by_default_and_shared_on_request(fonts, tmp_path):
+    disjoint = build(tmp_path / "d", fonts, num_chars=20, test_ratio=0.2, seed=1)
+    shared = build(tmp_path / "s", fonts, num_chars=20, test_ratio=0.2, seed=1, shared_train=True)
+    assert disjoint["train_split"] == "disjoint" and disjoint["shared_train"] is False
+    assert (disjoint["num_train"], disjoint["num_train_a"], disjoint["num_train_b"], disjoint["num_test"]) == (
+        16, 8, 8, 4)
+    train_a, train_b = names(tmp_path / "d" / "trainA"), names(tmp_path / "d" / "trainB")
+    assert not set(train_a) & set(train_b)
+    assert sorted(train_a + train_b) == sorted(glyphs.glyph_filename(ord(c)) for c in disjoint["train"])
+    assert "".join(chr(glyphs.codepoint_from_filename(n)) for n in train_a) == disjoint["train_a"]
+    assert names(tmp_path / "d" / "testA") == names(tmp_path / "d" / "testB")
+    # --shared-train: the same characters, each in both domains
+    assert shared["train_split"] == "shared" and (shared["train"], shared["test"]) == (disjoint["train"],
+                                                                                      disjoint["test"])
+    assert names(tmp_path / "s" / "trainA") == names(tmp_path / "s" / "trainB") == sorted(train_a + train_b)
+    assert json.loads((tmp_path / "d" / glyphs.MANIFEST).read_text())["shared_train"] is False
+    # a disjoint split needs two training characters besides the test one
+    with pytest.raises(UserError, match="--shared-train"):
+        build(tmp_path / "few", fonts, characters=COMMON[:2], test_ratio=0.5)
+    few = build(tmp_path / "few", fonts, characters=COMMON[:2], test_ratio=0.5, shared_train=True)
+    assert (few["num_train"], few["num_test"]) == (1, 1)
+    assert glyphs.split_domains([1, 2, 3], 0) == glyphs.split_domains([3, 2, 1], 0)
 
 
 def test_glyphs_are_centred_and_share_one_scale(fonts):
@@ -130,8 +154,13 @@ def test_cli_without_fonts_is_one_clear_line(monkeypatch, tmp_path, capsys):
 def test_cli_builds_the_data_set(fonts, tmp_path, capsys):
     out = tmp_path / "g"
     assert main(["data", "glyphs", str(out), "--num-chars", "6", "--size", "16", "--test-ratio", "0.5"]) == 0
-    assert len(names(out / "testA")) == len(names(out / "trainB")) == 3
-    assert "wrote 3 train and 3 test characters" in capsys.readouterr().out
+    assert len(names(out / "testA")) == len(names(out / "trainA")) + len(names(out / "trainB")) == 3
+    assert "wrote 3 train characters (2 in trainA, 1 in trainB, disjoint) and 3 test characters" in \
+        capsys.readouterr().out
+    argv = ["data", "glyphs", str(out), "--num-chars", "6", "--size", "16", "--test-ratio", "0.5", "--overwrite"]
+    assert main([*argv, "--shared-train"]) == 0
+    assert len(names(out / "trainA")) == len(names(out / "trainB")) == 3
+    assert "(3 in trainA, 3 in trainB, shared)" in capsys.readouterr().out
 
 
 def test_font_path_that_is_not_a_font(tmp_path, fonts):

@@ -15,7 +15,7 @@ COMMAND_MODULES = [
     "vqi2i.apps.translate",       # translate
     "vqi2i.apps.encode",          # encode
     "vqi2i.apps.info",            # info
-    "vqi2i.data.command",         # data scenes | data glyphs
+    "vqi2i.data.command",         # data scenes | data glyphs | data emoji
     "vqi2i.eval.command",         # eval, train-classifier
     "vqi2i.train.prior_command",  # train-prior
     "vqi2i.apps.generate",        # generate

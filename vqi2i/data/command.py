@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from vqi2i.data.emoji import register_emoji
 from vqi2i.data.glyphs import register_glyphs
 from vqi2i.data.scenes import register_scenes
 
@@ -11,13 +12,14 @@ from vqi2i.data.scenes import register_scenes
 DATA_COMMANDS = [
     register_scenes,  # vqi2i data scenes OUT
     register_glyphs,  # vqi2i data glyphs OUT
+    register_emoji,   # vqi2i data emoji OUT
 ]
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "data",
-        help="build a data set: synthetic scenes, CJK glyphs",
+        help="build a data set: synthetic scenes, CJK glyphs, colour emoji",
         description="Build a data set in the CycleGAN layout (trainA/ trainB/ testA/ testB/).",
     )
     kinds = p.add_subparsers(dest="data_command", metavar="KIND")

@@ -4,7 +4,10 @@
 into the CycleGAN layout. Train and test hold different characters (a deterministic split by a
 seeded hash of the code point), and a file is named after its code point (`uni4E00.png`), so
 testA/uni4E00.png and testB/uni4E00.png are the same character: the ground truth `vqi2i eval`
-scores translations against. Training stays unpaired: the loader shuffles the domains independently.
+scores translations against. Training stays unpaired: the loader shuffles the domains independently,
+and by default trainA and trainB even hold different characters (the training characters are halved by
+another seeded hash), so no character is ever seen in both styles during training; `--shared-train`
+puts every training character in both.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from vqi2i.errors import UserError
 
 DEFAULT_FONT_A = "AR PL UMing"  # Ming (Song) style
 DEFAULT_FONT_B = "AR PL UKai"   # Kai style
-DEBIAN_PACKAGES = {"ar pl uming": "fonts-arphic-uming", "ar pl ukai": "fonts-arphic-ukai"}
+# font family (lower case) -> the Debian package that installs it, for the "not installed" hint
+DEBIAN_PACKAGES = {"ar pl uming": "fonts-arphic-uming", "ar pl ukai": "fonts-arphic-ukai",
+                   "noto color emoji": "fonts-noto-color-emoji"}
 INSTALL_HINT = "install the Debian packages fonts-arphic-uming and fonts-arphic-ukai " \
     "(apt-get install fonts-arphic-uming fonts-arphic-ukai) or pass font file paths"
 # CJK Unified Ideographs and Extension A: the blocks both AR PL fonts cover (about 19,000 in common).
@@ -82,12 +87,15 @@ def _looks_like_path(spec: str) -> bool:
     return "/" in spec or spec.lower().endswith(FONT_SUFFIXES) or Path(spec).exists()
 
 
-def find_font(spec: str, index: int | None = None, faces: list[FontFace] | None = None) -> FontFace:
+def find_font(
+    spec: str, index: int | None = None, faces: list[FontFace] | None = None, install_hint: str = INSTALL_HINT
+) -> FontFace:
     """A font by file path or by fontconfig family name.
 
     'AR PL UMing' picks the first face of that family's collection, 'AR PL UMing TW' a given one.
 
     `index` chooses the face of a collection (.ttc); by default the face fontconfig names, or 0 for a path.
+    `install_hint` ends the error for a family that is not installed and has no known Debian package.
     """
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
@@ -101,13 +109,13 @@ def find_font(spec: str, index: int | None = None, faces: list[FontFace] | None 
     matches = sorted(exact or prefix, key=lambda f: (f.path, f.index))
     if not matches:
         package = DEBIAN_PACKAGES.get(wanted)
-        hint = f"install the Debian package {package}, or pass a font file path" if package else INSTALL_HINT
+        hint = f"install the Debian package {package}, or pass a font file path" if package else install_hint
         raise UserError(f"font '{spec}' is not installed (fontconfig knows no such family); {hint}")
     face = matches[0]
     return FontFace(face.path, face.index if index is None else index, face.family)
 
 
-def _open_face(face: FontFace):
+def open_face(face: FontFace):
     """The fontTools font for one face; a clear UserError when the file is not a font."""
     try:
         from fontTools.ttLib import TTCollection, TTFont, TTLibError
@@ -133,7 +141,7 @@ def _open_face(face: FontFace):
 @functools.lru_cache(maxsize=16)
 def font_coverage(face: FontFace) -> frozenset[int]:
     """Code points the font's cmap maps to a real glyph (never the .notdef missing-glyph box)."""
-    font = _open_face(face)
+    font = open_face(face)
     try:
         cmap = font.getBestCmap()
         if not cmap and "cmap" not in font:
@@ -176,12 +184,27 @@ def rank_characters(codepoints: set[int] | list[int], seed: int) -> list[int]:
     return sorted(set(codepoints), key=key)
 
 
-def split_characters(kept: list[int], test_ratio: float) -> tuple[list[int], list[int]]:
-    """(train, test): the first round(n * test_ratio) ranked characters are held out (at least one)."""
+def split_characters(kept: list[int], test_ratio: float, min_train: int = 1) -> tuple[list[int], list[int]]:
+    """(train, test): the first round(n * test_ratio) ranked characters are held out (at least one, and
+    never so many that fewer than `min_train` are left to train on)."""
     if test_ratio <= 0:
         return sorted(kept), []
-    n_test = min(len(kept) - 1, max(1, round(len(kept) * test_ratio)))
+    n_test = min(len(kept) - min_train, max(1, round(len(kept) * test_ratio)))
     return sorted(kept[n_test:]), sorted(kept[:n_test])
+
+
+def split_domains(train: list[int] | set[int], seed: int, shared: bool = False) -> tuple[list[int], list[int]]:
+    """(train_a, train_b): the training code points of each domain, sorted.
+
+    Disjoint by default: the code points are ranked by a seeded hash (another one than the test split's)
+    and halved, trainA taking the first half (one more when odd), so no code point is in both domains.
+    `shared` gives both domains every training code point.
+    """
+    if shared:
+        return sorted(train), sorted(train)
+    ranked = sorted(set(train), key=lambda cp: hashlib.sha256(f"{seed}:domain:{cp}".encode()).digest())
+    half = (len(ranked) + 1) // 2
+    return sorted(ranked[:half]), sorted(ranked[half:])
 
 
 def in_cjk_ranges(cp: int) -> bool:
@@ -190,15 +213,38 @@ def in_cjk_ranges(cp: int) -> bool:
 
 # --- the data set ----------------------------------------------------------------------------------
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
+def prepare_output(out: Path, overwrite: bool, manifest: str = MANIFEST, what: str = "glyph") -> None:
+    """Check `out` may be written: absent, empty, or (with overwrite) a `what` data set holding `manifest`."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise UserError(f"{out} already exists and is not empty (pass --overwrite to replace it)")
-        if not (out / MANIFEST).is_file():
-            raise UserError(f"{out} is not a glyph data set made by vqi2i (no {MANIFEST}); "
+        if not (out / manifest).is_file():
+            raise UserError(f"{out} is not a {what} data set made by vqi2i (no {manifest}); "
                             "refusing to replace it")
+
+
+def write_dataset(out: Path, folders: dict[str, dict[str, Image.Image]], manifest_name: str, manifest: dict) -> None:
+    """Save folders ({"trainA": {file name: image}, ...}) and the manifest JSON into `out`.
+
+    Everything goes into a fresh folder beside `out` first, then is swapped in: a failure leaves `out` untouched.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for sub, images in folders.items():
+            folder = tmp / sub
+            folder.mkdir()
+            for name, image in images.items():
+                image.save(folder / name)
+        (tmp / manifest_name).write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def build_glyph_dataset(
@@ -212,12 +258,16 @@ def build_glyph_dataset(
     characters: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    shared_train: bool = False,
 ) -> dict:
     """Render the glyph data set into out/{trainA,trainB,testA,testB} and write out/glyphs.json; return it.
 
     Characters come from `characters` when given (in that order), else from the CJK blocks both fonts cover,
     in seeded-hash order; `num_chars` caps how many are kept (None: all). A character either font lacks
     (by its cmap) or draws without ink is skipped and listed in the manifest.
+
+    The training characters are halved between trainA and trainB (disjoint) unless `shared_train`, which puts
+    each in both; testA and testB always hold the same characters.
     """
     out = Path(out)
     if size < 8:
@@ -226,7 +276,7 @@ def build_glyph_dataset(
         raise UserError(f"--test-ratio must be in [0, 1), got {test_ratio}")
     if num_chars is not None and num_chars < 2:
         raise UserError(f"--num-chars must be at least 2, got {num_chars}")
-    _prepare_output(out, overwrite)
+    prepare_output(out, overwrite)
 
     cover_a, cover_b = font_coverage(font_a), font_coverage(font_b)
     if characters:
@@ -258,10 +308,13 @@ def build_glyph_dataset(
         kept[cp] = (img_a, img_b)
         bar.update(1)
     bar.close()
-    if len(kept) < 2:
-        raise UserError(f"only {len(kept)} drawable character(s) in common; "
-                        "need at least 2 for a train/test split")
-    train, test = split_characters(list(kept), test_ratio)
+    min_train = 1 if shared_train else 2
+    if len(kept) < min_train + (test_ratio > 0):
+        raise UserError(f"only {len(kept)} drawable character(s) in common; need at least "
+                        f"{min_train + (test_ratio > 0)} for a train/test split"
+                        + ("" if shared_train else " with disjoint trainA and trainB (or pass --shared-train)"))
+    train, test = split_characters(list(kept), test_ratio, min_train)
+    train_a, train_b = split_domains(train, seed, shared_train)
 
     manifest = {
         "kind": "vqi2i-glyphs",
@@ -272,30 +325,25 @@ def build_glyph_dataset(
         "em_fraction": EM_FRACTION,
         "seed": seed,
         "test_ratio": test_ratio,
+        "shared_train": shared_train,
+        "train_split": "shared" if shared_train else "disjoint",
         "num_train": len(train),
+        "num_train_a": len(train_a),
+        "num_train_b": len(train_b),
         "num_test": len(test),
         "train": "".join(chr(cp) for cp in train),
+        "train_a": "".join(chr(cp) for cp in train_a),
+        "train_b": "".join(chr(cp) for cp in train_b),
         "test": "".join(chr(cp) for cp in test),
         "skipped_missing": "".join(chr(cp) for cp in lacking),
         "skipped_no_ink": "".join(chr(cp) for cp in no_ink),
     }
-    # Write everything into a fresh folder beside `out`, then swap it in: a failure leaves `out` untouched.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for split, cps in (("train", train), ("test", test)):
-            for domain, pick in (("A", 0), ("B", 1)):
-                folder = tmp / f"{split}{domain}"
-                folder.mkdir()
-                for cp in cps:
-                    kept[cp][pick].save(folder / glyph_filename(cp))
-        (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    folders = {
+        f"{split}{domain}": {glyph_filename(cp): kept[cp][pick] for cp in cps}
+        for split, domain, pick, cps in (("train", "A", 0, train_a), ("train", "B", 1, train_b),
+                                         ("test", "A", 0, test), ("test", "B", 1, test))
+    }
+    write_dataset(out, folders, MANIFEST, manifest)
     return manifest
 
 
@@ -308,7 +356,8 @@ def register_glyphs(data_subparsers) -> argparse.ArgumentParser:
         help="render CJK characters in two fonts (a real benchmark with ground truth)",
         description="Render the characters two fonts both contain into trainA/trainB/testA/testB. "
         "Test characters are held out from training; files are named by code point (uni4E00.png), "
-        "so testA/X and testB/X are the same character.",
+        "so testA/X and testB/X are the same character. trainA and trainB hold different characters "
+        "unless --shared-train.",
     )
     p.add_argument("out", help="output folder")
     p.add_argument("--font-a", default=DEFAULT_FONT_A,
@@ -326,6 +375,9 @@ def register_glyphs(data_subparsers) -> argparse.ArgumentParser:
     p.add_argument("--characters", default=None, help="render exactly these characters instead of a sample")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the character sample and split (default: %(default)s)")
+    p.add_argument("--shared-train", action="store_true",
+                   help="put every training character in both trainA and trainB (default: the training "
+                   "characters are halved, so trainA and trainB hold different characters)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing glyph data set")
     p.set_defaults(func=run_glyphs)
     return p
@@ -339,7 +391,9 @@ def run_glyphs(args: argparse.Namespace) -> int:
     manifest = build_glyph_dataset(
         args.out, font_a, font_b, size=args.size, num_chars=args.num_chars or None,
         test_ratio=args.test_ratio, seed=args.seed, characters=args.characters, overwrite=args.overwrite,
+        shared_train=args.shared_train,
     )
-    print(f"wrote {manifest['num_train']} train and {manifest['num_test']} test characters "
-          f"({args.size}x{args.size} grayscale) to {args.out}")
+    print(f"wrote {manifest['num_train']} train characters ({manifest['num_train_a']} in trainA, "
+          f"{manifest['num_train_b']} in trainB, {manifest['train_split']}) and {manifest['num_test']} test "
+          f"characters ({args.size}x{args.size} grayscale) to {args.out}")
     return 0
