@@ -1,0 +1,295 @@
+"""The translation-quality benchmarks: held-out test images with exact ground truth, one table per budget.
+
+    --benchmark glyphs   AR PL UMing (Ming) -> AR PL UKai (Kai), 64 px grayscale (`vqi2i data glyphs`)
+    --benchmark emoji    Noto Color Emoji -> Twemoji, 64 px RGB (`vqi2i data emoji`)
+    --benchmark hei-kai  WenQuanYi Zen Hei (sans) -> AR PL UKai: a pair the recipe was not tuned on
+
+Builds the data (training sets disjoint between the domains, the benchmark's default; a `paired` row gets
+its own copy with shared training sets), trains the domain classifier once, trains every requested row
+(a named set of config overrides on the benchmark's config; at most --jobs at a time) for the same number
+of steps and batch, runs `vqi2i eval` on each, prints a JSON summary and writes one table (identity
+first, then a row per run) into docs/benchmarks.md between markers named by benchmark and --label.
+
+    python scripts/bench_quality.py --benchmark glyphs --rows recipe,paired,previous-defaults --steps 1500
+    python scripts/bench_quality.py --benchmark emoji --rows recipe,no-content-adv --steps 500 --label ablation
+    python scripts/bench_quality.py --benchmark glyphs --rows recipe --steps 20 --num-items 60 --no-docs  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Quality benchmarks"
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    config: str
+    data: list[str]  # `vqi2i data ...` arguments before OUT's options
+    items_flag: str  # the builder's option for how many items to render
+    what: str
+
+
+BENCHMARKS = {
+    "glyphs": Benchmark("configs/glyphs64.yaml", ["glyphs"], "--num-chars",
+                        "AR PL UMing (A) -> AR PL UKai (B), 64 px grayscale"),
+    "emoji": Benchmark("configs/emoji64.yaml", ["emoji"], "--num-emoji",
+                       "Noto Color Emoji (A) -> Twemoji (B), 64 px RGB on white"),
+    "hei-kai": Benchmark("configs/glyphs64.yaml", ["glyphs", "--font-a", "WenQuanYi Zen Hei"], "--num-chars",
+                         "WenQuanYi Zen Hei (A, sans) -> AR PL UKai (B), 64 px grayscale"),
+}
+
+# row name -> (what it is, config overrides, training data: "disjoint" or "shared")
+ROWS: dict[str, tuple[str, list[str], str]] = {
+    "recipe": ("the default recipe, unpaired (multimodal)", [], "disjoint"),
+    "paired": ("paired ceiling: shared training sets, paired L1", ["data.kind=paired"], "shared"),
+    "unimodal": ("the recipe, unimodal variant", ["model.variant=unimodal"], "disjoint"),
+    "no-content-adv": ("recipe without the content adversarial loss", ["loss.content_adv=0"], "disjoint"),
+    "no-feat-match": ("recipe without discriminator feature matching", ["loss.feat_match=0"], "disjoint"),
+    "no-ema": ("recipe without the moving-average translator", ["train.ema=0"], "disjoint"),
+    "batchnorm-disc": ("recipe with taming's batch-norm discriminator", ["disc.norm=batch"], "disjoint"),
+    "f4": ("recipe with f = 4 (16x16 tokens)", ["model.ch_mult=[1,2,2]"], "disjoint"),
+    "adv-0.1": ("recipe with the old adversarial weight 0.1", ["loss.adv=0.1"], "disjoint"),
+    "content-reg-1": ("recipe with the old content regression weight 1", ["loss.content=1.0"], "disjoint"),
+    "previous-defaults": (
+        "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
+        ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
+         "loss.feat_match=0", "train.ema=0"],
+        "disjoint",
+    ),
+}
+
+
+def start(args: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, float]:
+    """Start one `vqi2i` command, its output going to a log file."""
+    print("$ vqi2i " + " ".join(args), flush=True)
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    with open(log, "a") as f:
+        f.write("$ vqi2i " + " ".join(args) + "\n")
+        f.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "vqi2i.cli", *args], cwd=ROOT, stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
+    return proc, time.perf_counter()
+
+
+def finish(started: tuple[subprocess.Popen, float], log: Path) -> float:
+    """Wait for a started command; its wall time in seconds. Stops the benchmark on failure."""
+    proc, t0 = started
+    rc = proc.wait()
+    if rc != 0:
+        sys.exit(f"bench_quality: `vqi2i {' '.join(proc.args[3:5])}` failed (exit {rc}); see {log}")
+    seconds = time.perf_counter() - t0
+    print(f"  done: vqi2i {' '.join(proc.args[3:5])} in {seconds:.1f} s", flush=True)
+    return seconds
+
+
+def vqi2i(*args: str, log: Path, threads: int | None = None) -> float:
+    return finish(start(list(args), log, threads), log)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}"
+
+
+def fmt(x, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _get(report: dict, direction: str, *keys):
+    node = report["directions"].get(direction, {})
+    for k in keys:
+        if not isinstance(node, dict) or k not in node:
+            return None
+        node = node[k]
+    return node
+
+
+def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
+    """Identity first, then one line per row: ground-truth scores, style accuracy, diversity, token agreement."""
+    dirs = ("a_to_b", "b_to_a")
+    head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | L1 A→B ↓ | L1 B→A ↓ | "
+            "style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | train min |")
+    lines = [head, "|" + " --- |" + " ---: |" * 12]
+    first = next(iter(reports.values()))
+    ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
+        + [fmt(_get(first, d, "identity", "l1")) for d in dirs]
+    lines.append("| identity (no translation) | " + " | ".join(ident) + " | – | – | 0 | 0 | – | – |")
+    for name, r in reports.items():
+        cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
+        cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
+        cells += [fmt(_get(r, d, "ground_truth", "l1")) for d in dirs]
+        cells += [fmt(_get(r, d, "style_accuracy"), 2) for d in dirs]
+        cells += [fmt(_get(r, d, "diversity", "pixel_l1"), 4) for d in dirs]
+        cells += [fmt(r["codebook"].get("token_agreement")), f"{minutes.get(name, 0):.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_docs(block: str, key: str) -> None:
+    """Put `block` between this key's markers inside the quality section; create what is missing."""
+    start_m, end_m = f"<!-- bench_quality:{key} start -->", f"<!-- bench_quality:{key} end -->"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    marked = f"{start_m}\n{block}\n{end_m}"
+    if start_m in text and end_m in text:
+        text = text[: text.index(start_m)] + marked + text[text.index(end_m) + len(end_m):]
+    elif SECTION in text:
+        at = text.index(SECTION) + len(SECTION)
+        nxt = text.find("\n## ", at)
+        at = len(text) if nxt < 0 else nxt
+        text = text[:at].rstrip("\n") + "\n\n" + marked + "\n" + text[at:]
+    else:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{marked}\n"
+    tmp = DOCS.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, DOCS)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="glyphs")
+    p.add_argument("--rows", default="recipe,paired", help=f"comma-separated rows: {', '.join(ROWS)}")
+    p.add_argument("--steps", type=int, default=1500, help="training steps per row (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, help="override train.batch_size")
+    p.add_argument("--num-items", type=int, help="characters / emoji to render, train + test (builder's default)")
+    p.add_argument("--out", type=Path, help="work folder (default: out/bench_<benchmark>)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--jobs", type=int, default=2, help="rows trained at once (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per command; 0: torch's default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reuse", action="store_true",
+                   help="keep a row's finished run (its checkpoint at --steps) instead of training it again")
+    p.add_argument("--label", default="cpu", help="names this table's block in docs (default: %(default)s)")
+    p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = p.parse_args()
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        sys.exit(f"bench_quality: unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+
+    bench = BENCHMARKS[args.benchmark]
+    out = (args.out or ROOT / "out" / f"bench_{args.benchmark}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "log.txt"
+    threads = args.threads or None
+    times: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    data = {"disjoint": out / "data", "shared": out / "data_shared"}
+    needed = {ROWS[r][2] for r in rows}
+    for kind in sorted(needed):
+        cmd = ["data", *bench.data, str(data[kind]), "--seed", str(args.seed), "--overwrite"]
+        if args.num_items:
+            cmd += [bench.items_flag, str(args.num_items)]
+        if kind == "shared":
+            cmd.append("--shared-train")
+        if not (args.reuse and data[kind].is_dir()):
+            times[f"data_{kind}"] = vqi2i(*cmd, log=log)
+    # one classifier, trained on the disjoint data's training images, judges every row
+    judge_data = data["disjoint"] if "disjoint" in needed else data["shared"]
+    if not (args.reuse and (judge_data / "domain_classifier.safetensors").is_file()):
+        times["classifier"] = vqi2i("train-classifier", "--data", str(judge_data), "--seed", str(args.seed),
+                                    "--device", args.device, "--no-progress", "--overwrite", log=log, threads=threads)
+    if "shared" in needed and judge_data != data["shared"]:
+        for f in judge_data.glob("domain_classifier.*"):
+            (data["shared"] / f.name).write_bytes(f.read_bytes())
+
+    def train_cmd(row: str) -> list[str]:
+        _, overrides, kind = ROWS[row]
+        ov = [f"data.root={data[kind]}", f"train.max_steps={args.steps}", f"name={args.benchmark}-{row}",
+              f"train.ckpt_every={args.steps}", *overrides]
+        if args.batch_size:
+            ov.append(f"train.batch_size={args.batch_size}")
+        return ["train", str(ROOT / bench.config), *ov, "--out", str(out / row), "--overwrite", "--device",
+                args.device, "--seed", str(args.seed), "--no-progress"]
+
+    def done(row: str) -> bool:
+        state = out / row / "checkpoints" / f"step-{args.steps:07d}" / "state.json"
+        return args.reuse and state.is_file()
+
+    queue = [r for r in rows if not done(r)]
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            row = queue.pop(0)
+            running[row] = start(train_cmd(row), out / f"train_{row}.txt", threads)
+        finished = None
+        while finished is None:
+            finished = next((r for r, (proc, _) in running.items() if proc.poll() is not None), None)
+            if finished is None:
+                time.sleep(2)
+        times[f"train_{finished}"] = finish(running.pop(finished), out / f"train_{finished}.txt")
+
+    reports = {}
+    for row in rows:
+        kind = ROWS[row][2]
+        report = out / row / "eval.json"
+        times[f"eval_{row}"] = vqi2i("eval", "--checkpoint", str(out / row), "--data", str(data[kind]), "--out",
+                                     str(report), "--device", args.device, "--seed", str(args.seed), "--overwrite",
+                                     "--no-progress", log=log, threads=threads)
+        reports[row] = json.loads(report.read_text())
+    total = time.perf_counter() - t_all
+
+    from omegaconf import OmegaConf
+
+    batch = args.batch_size or int(OmegaConf.load(ROOT / bench.config).train.batch_size)
+    manifest = next(iter(sorted(data["disjoint" if "disjoint" in needed else "shared"].glob("*.json"))), None)
+    counts = json.loads(manifest.read_text()) if manifest else {}
+    minutes = {r: times.get(f"train_{r}", 0) / 60 for r in rows}
+    summary = {
+        "benchmark": args.benchmark, "machine": machine(), "device": args.device, "steps": args.steps,
+        "batch_size": batch, "rows": {r: ROWS[r][0] for r in rows}, "data": counts,
+        "wall_s": {k: round(v, 1) for k, v in times.items()} | {"total": round(total, 1)},
+        "results": {r: {"directions": rep["directions"], "codebook": rep["codebook"],
+                        "classifier_test_accuracy": rep["classifier"]["test_accuracy"]}
+                    for r, rep in reports.items()},
+    }
+    print(json.dumps(summary, indent=1))
+
+    acc = fmt(next(iter(reports.values()))["classifier"]["test_accuracy"])
+    block = "\n".join([
+        f"### {args.benchmark}, {args.label}: {args.steps} steps per row, batch {batch}",
+        "",
+        f"{bench.what}. Machine: {summary['machine']}; device {args.device}; {args.jobs} row(s) trained at once, "
+        f"{args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all.",
+        f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} --rows {','.join(rows)} "
+        f"--steps {args.steps} --label {args.label}"
+        + (f" --batch-size {args.batch_size}" if args.batch_size else "")
+        + (f" --num-items {args.num_items}" if args.num_items else "") + "`.",
+        "Rows: " + "; ".join(f"**{r}**: {ROWS[r][0]}" for r in rows) + ".",
+        f"Training sets: disjoint between the domains (no item in both trainA and trainB) except the paired row's. "
+        f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
+        f"their ground truth than their own input; diversity = mean pairwise pixel L1 between 4 random styles.",
+        f"Sample sheets: `out/bench_{args.benchmark}/<row>/eval-samples.png`.",
+        "",
+        table(reports, minutes),
+    ])
+    if not args.no_docs:
+        write_docs(block, f"{args.benchmark}:{args.label}")
+        print(f"wrote the table to {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
