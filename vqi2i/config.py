@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "vgg_weights": None,  # local path to torchvision VGG16 weights (never downloaded)
         "gan_mode": "lsgan",  # lsgan | hinge
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
+        "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
     },
     "train": {

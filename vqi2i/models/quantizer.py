@@ -30,10 +30,11 @@ class VectorQuantizer(nn.Module):
         w = self.embedding.weight
         return F.normalize(w, dim=1) if self.metric == "cosine" else w
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, count: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z [B, D, h, w] -> (z_q with straight-through gradient, VQ loss, indices [B, h, w]).
 
-        The returned z_q is in the quantizer's space (unit vectors for the cosine metric).
+        The returned z_q is in the quantizer's space (unit vectors for the cosine metric). In training the
+        codes picked are counted for dead-code restarts, unless count=False (codes of generated images).
         """
         b, _, h, w = z.shape
         zf = rearrange(z, "b d h w -> (b h w) d").float()
@@ -46,7 +47,7 @@ class VectorQuantizer(nn.Module):
         # codebook term pulls codes to encodings; commitment (beta) keeps encodings near their codes
         loss = F.mse_loss(zq, zf.detach()) + self.beta * F.mse_loss(zf, zq.detach())
         zq = zf + (zq - zf).detach()
-        if self.training:
+        if self.training and count:
             with torch.no_grad():
                 self.usage += torch.bincount(idx, minlength=self.n_embed).to(self.usage)
         zq = rearrange(zq, "(b h w) d -> b d h w", b=b, h=h, w=w)

@@ -93,9 +93,15 @@ def generator_step(
 
     # content regression: a translation keeps the content it was made from (checked on the
     # random-style translations, as MUNIT does; the decoder is the same for encoded styles)
-    terms["content"] = sum(
-        F.l1_loss(model.content_features(trans_rand[d]), q[OTHER[d]][0].detach()) for d in ("a", "b")
-    )
+    content_of_trans = {d: model.content_features(trans_rand[d]) for d in ("a", "b")}
+    terms["content"] = sum(F.l1_loss(content_of_trans[d], q[OTHER[d]][0].detach()) for d in ("a", "b"))
+    if L.cycle > 0:  # translated there and back, with the source's own style, an image must come back itself
+        back = {}
+        for d in ("a", "b"):
+            src = OTHER[d]
+            z_q_back = model.quantizer(content_of_trans[d], count=False)[0]
+            back[src] = model.decode(z_q_back, own_style[src], src)
+        terms["cycle"] = sum(F.l1_loss(back[d], x[d]) for d in ("a", "b"))
     # style regression: the style encoder recovers the style a translation was made with
     if model.multimodal:
         style = []
@@ -122,7 +128,7 @@ def generator_step(
     weights = {
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
-        "feat_match": L.feat_match, "content_adv": L.content_adv,
+        "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = torch.cat([q[d][3].detach().permute(0, 2, 3, 1).reshape(-1, q[d][3].shape[1]) for d in "ab"])
