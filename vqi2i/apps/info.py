@@ -126,7 +126,7 @@ def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.de
 
 
 def describe(args: argparse.Namespace) -> dict[str, Any]:
-    from vqi2i.checkpoint import checkpoint_id, load_model
+    from vqi2i.checkpoint import checkpoint_id, inference_weights, load_model
     from vqi2i.train.runtime import select_device
 
     if args.max_images is not None and args.max_images < 1:
@@ -141,6 +141,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
     info: dict[str, Any] = {
         "checkpoint": str(ckpt),
         "checkpoint_id": checkpoint_id(ckpt),
+        "weights": inference_weights(ckpt).name,  # model_ema.safetensors when the run kept a moving average
         "name": str(cfg.name),
         "variant": model.variant,
         "step": state.get("step"),
@@ -171,6 +172,8 @@ def format_text(info: dict[str, Any]) -> str:
         step += f" (epoch {info['epoch']})"
     lines = [
         f"checkpoint      {info['checkpoint']}  (id {info['checkpoint_id']})",
+        f"weights         {info['weights']}"
+        + ("  (moving average of the training weights)" if info["weights"].startswith("model_ema") else ""),
         f"name            {info['name']}",
         f"variant         {info['variant']}",
         f"training step   {step}",
