@@ -126,6 +126,16 @@ def _get(report: dict, direction: str, *keys):
     return node
 
 
+def logged_minutes(run: Path) -> float:
+    """Training time of a finished run from its metrics.jsonl (each line: steps since the last / steps per s)."""
+    total, last = 0.0, 0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        total += (rec["step"] - last) / max(rec.get("steps_per_s", 0.0), 1e-9)
+        last = rec["step"]
+    return total / 60
+
+
 def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     """Identity first, then one line per row: ground-truth scores, style accuracy, diversity, token agreement."""
     dirs = ("a_to_b", "b_to_a")
@@ -229,6 +239,7 @@ def main() -> int:
         return args.reuse and state.is_file()
 
     queue = [r for r in rows if not done(r)]
+    reused = [r for r in rows if r not in queue]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     while queue or running:
         while queue and len(running) < args.jobs:
@@ -256,7 +267,7 @@ def main() -> int:
     batch = args.batch_size or int(OmegaConf.load(ROOT / bench.config).train.batch_size)
     manifest = next(iter(sorted(data["disjoint" if "disjoint" in needed else "shared"].glob("*.json"))), None)
     counts = json.loads(manifest.read_text()) if manifest else {}
-    minutes = {r: times.get(f"train_{r}", 0) / 60 for r in rows}
+    minutes = {r: times[f"train_{r}"] / 60 if f"train_{r}" in times else logged_minutes(out / r) for r in rows}
     summary = {
         "benchmark": args.benchmark, "machine": machine(), "device": args.device, "steps": args.steps,
         "batch_size": batch, "rows": {r: ROWS[r][0] for r in rows}, "data": counts,
@@ -272,7 +283,9 @@ def main() -> int:
         f"### {args.benchmark}, {args.label}: {args.steps} steps per row, batch {batch}",
         "",
         f"{bench.what}. Machine: {summary['machine']}; device {args.device}; {args.jobs} row(s) trained at once, "
-        f"{args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all.",
+        f"{args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all"
+        + (f" (rows reused from earlier runs with --reuse: {', '.join(reused)}; their train min comes from their "
+           "logs)." if reused else "."),
         f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} --rows {','.join(rows)} "
         f"--steps {args.steps} --label {args.label}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "")
