@@ -93,10 +93,14 @@ def _prune(root: Path, keep: int, newest: Path) -> None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder or a checkpoint folder -> the checkpoint folder to load."""
-    path = Path(path)
+    """A run folder, a checkpoint folder or a built-in model's name -> the checkpoint folder to load."""
+    from vqi2i.builtin import available, locate
+
+    path = locate(path)
     if not path.exists():
-        raise UserError(f"checkpoint {path} does not exist")
+        names = ", ".join(available())
+        also = f" and is not a built-in model ({names})" if names else ""
+        raise UserError(f"checkpoint {path} does not exist{also}")
     if (path / MODEL_FILE).is_file():
         return path
     latest = path / "checkpoints" / "latest"

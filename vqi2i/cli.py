@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "vqi2i.apps.complete",        # complete
     "vqi2i.apps.interpolate",     # interpolate
     "vqi2i.apps.demo",            # demo
+    "vqi2i.apps.models",          # models
 ]
 
 

