@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "vqi2i.apps.interpolate",     # interpolate
     "vqi2i.apps.demo",            # demo
     "vqi2i.apps.models",          # models
+    "vqi2i.apps.webapp",          # app
 ]
 
 

@@ -306,8 +306,15 @@ def render_samples(codec, grids: torch.Tensor, style, x: torch.Tensor, src: str,
     result, save them to `paths` -> the images [n, C, H, W] on the CPU."""
     from vqi2i.images import save_image
 
-    styles = decode_styles(codec, style, len(paths), generator, device, own_image=x, own_domain=src)
-    images = codec.decode(grids, styles, dst).float().cpu()
+    images = decode_samples(codec, grids, style, x, src, dst, generator, device)
     for image, path in zip(images, paths):
         save_image(image, path, overwrite=overwrite)
     return images
+
+
+def decode_samples(codec, grids: torch.Tensor, style, x: torch.Tensor, src: str, dst: str,
+                   generator: torch.Generator, device) -> torch.Tensor:
+    """Decode the sampled token grids [n, h, w] of input x (domain `src`) in `dst` with a `prepare_style`
+    result -> the images [n, C, H, W] on the CPU (what `render_samples` saves; the web app shows them)."""
+    styles = decode_styles(codec, style, grids.shape[0], generator, device, own_image=x, own_domain=src)
+    return codec.decode(grids, styles, dst).float().cpu()

@@ -75,7 +75,8 @@ def transition(model, x: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, dst: 
     return image, strip
 
 
-def _read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two styles [S] of --styles: 'random' (two N(0, I) styles from `seed`) or REF1,REF2 (exemplars of `dst`)."""
     if spec == "random":
         s = model.sample_style(2, make_generator(seed), "cpu").to(device)
         return s[0], s[1]
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.input, model.in_channels)
     x, size = fit_to_factor(image[None], model.factor, args.fit)
     check_min_size(x, 2 * model.factor, f"input {args.input}")
-    s1, s2 = _read_styles(args.styles, model, cfg, dst, device, args.seed)
+    s1, s2 = read_styles(args.styles, model, cfg, dst, device, args.seed)
     if args.mode == "steps" and args.steps > x.shape[-1] // model.factor:
         print(f"note: {args.steps} bands on a {x.shape[-1] // model.factor}-token-wide grid; some bands are empty")
     y, strip = transition(model, x.to(device), s1, s2, dst, args.steps, args.mode)
