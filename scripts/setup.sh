@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh machine: the fonts of the glyph and emoji benchmarks (Debian packages),
-# a virtual environment in .venv, and vqi2i installed into it with its dev and bench extras.
+# One-time set-up on a fresh machine: the fonts of the glyph and emoji benchmarks and the chromium of the
+# web app's browser test (Debian packages), a virtual environment in .venv, and vqi2i installed into it
+# with its dev, bench and app extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if command -v apt-get >/dev/null 2>&1 && ! (fc-list 2>/dev/null | grep -q "AR PL UKai" && fc-list | grep -q "AR PL UMing" \
-    && fc-list | grep -q "Noto Color Emoji" && fc-list | grep -q "WenQuanYi Zen Hei"); then
+    && fc-list | grep -q "Noto Color Emoji" && fc-list | grep -q "WenQuanYi Zen Hei" && [ -x /usr/bin/chromium ]); then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  echo "installing fonts-arphic-uming fonts-arphic-ukai fonts-noto-color-emoji fonts-wqy-zenhei (benchmark data)"
+  echo "installing fonts-arphic-uming fonts-arphic-ukai fonts-noto-color-emoji fonts-wqy-zenhei (benchmark data) chromium (browser test)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq fonts-arphic-uming fonts-arphic-ukai fonts-noto-color-emoji \
-    fonts-wqy-zenhei fontconfig >/dev/null
+    fonts-wqy-zenhei fontconfig chromium >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q -e ".[dev,bench]"
+.venv/bin/python -m pip install -q -e ".[dev,bench,app]"
 echo "vqi2i is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
