@@ -28,11 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from vqi2i.config import load_config
     from vqi2i.train.cli_common import config_and_run_dir
+    from vqi2i.train.distributed import env_context
     from vqi2i.train.runtime import set_threads
     from vqi2i.train.trainer import train
 
     set_threads(args.threads)
     cfg, run_dir = config_and_run_dir(args, load_config, "give a config file, e.g. `vqi2i train configs/tiny.yaml`")
     last = train(cfg, run_dir, resume=bool(args.resume), progress=not args.no_progress, stop_at=args.stop_at)
+    if env_context().rank != 0:
+        return 0
     print(f"trained to step {last.get('step')} in {run_dir}; image grids in {run_dir / 'samples'}")
     return 0

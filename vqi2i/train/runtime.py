@@ -86,22 +86,34 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
     return [perm[i : i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
-def batches_from(dataset, batch_size: int, seed: int, start_step: int, num_workers: int = 0) -> Iterator[dict]:
+def batches_from(
+    dataset, batch_size: int, seed: int, start_step: int, num_workers: int = 0, *, rank: int = 0,
+    world_size: int = 1, pin_memory: bool = False,
+) -> Iterator[dict]:
     """Endless batches starting at global step `start_step`, epoch after epoch.
 
-    Which samples a step sees depends only on (seed, step), so a resumed run sees the same batches.
+    Which samples a step sees depends only on (seed, world size, step), so a resumed run sees the same
+    batches. With several processes each step's global batch of batch_size x world_size samples is cut
+    into consecutive shards, and this rank gets shard `rank`; one process with the same global batch
+    sees the same samples.
     """
-    per_epoch = len(dataset) // batch_size
+    global_batch = batch_size * world_size
+    per_epoch = len(dataset) // global_batch
     if per_epoch == 0:
-        raise UserError(f"the data set has {len(dataset)} images, fewer than train.batch_size={batch_size}")
+        if world_size == 1:
+            raise UserError(f"the data set has {len(dataset)} images, fewer than train.batch_size={batch_size}")
+        raise UserError(f"the data set has {len(dataset)} images, fewer than one global batch: train.batch_size="
+                        f"{batch_size} x {world_size} processes = {global_batch}")
     epoch, skip = divmod(start_step, per_epoch)
+    lo, hi = rank * batch_size, (rank + 1) * batch_size
     while True:
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
-        batches = epoch_batches(len(dataset), batch_size, seed, epoch)[skip:]
+        batches = [b[lo:hi] for b in epoch_batches(len(dataset), global_batch, seed, epoch)[skip:]]
         # the loader's own generator: creating an iterator must not draw from the global RNG
         g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, generator=g)
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, generator=g,
+                                             pin_memory=pin_memory)
         yield from loader
         epoch, skip = epoch + 1, 0
 

@@ -37,6 +37,20 @@ from vqi2i.losses import (
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
 from vqi2i.models.vqi2i import VQI2I
+from vqi2i.train.distributed import (
+    DistContext,
+    all_reduce_sum_,
+    broadcast_,
+    broadcast_int,
+    check_rng_agrees,
+    check_same_config,
+    distributed_session,
+    gather_cat,
+    global_batch_norm,
+    mean_over_ranks,
+    sync_rng,
+    wrap,
+)
 from vqi2i.train.runtime import (
     MetricsLog,
     batches_from,
@@ -45,7 +59,6 @@ from vqi2i.train.runtime import (
     rng_state,
     saving_on_interrupt,
     seed_everything,
-    select_device,
     set_lr,
     set_rng_state,
 )
@@ -71,13 +84,20 @@ def generator_step(
     perceptual: VGGPerceptual | None,
     adversarial: bool,
     paired: bool,
+    shard: tuple[int, int] | None = None,
 ) -> StepOutput:
+    """shard=(rank, world size) under DDP: the random styles are drawn for the whole global batch (the
+    same draw on every rank) and this rank takes its rows, as one process with the global batch would."""
     L = cfg.loss
     n = x["a"].shape[0]
     q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
     terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
     own_style = {d: model.encode_style(x[d], d) for d in ("a", "b")}
-    rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
+    if shard is None:
+        rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
+    else:
+        rank, world = shard
+        rand_style = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n] for d in "ab"}
     rec, trans_enc, trans_rand = {}, {}, {}
     for d in ("a", "b"):
         src = OTHER[d]
@@ -131,10 +151,57 @@ def generator_step(
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
-    features = torch.cat([q[d][3].detach().permute(0, 2, 3, 1).reshape(-1, q[d][3].shape[1]) for d in "ab"])
+    features = feature_rows({d: q[d][3] for d in "ab"})
     tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
     content = {d: q[d][3] for d in ("a", "b")}
     return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content)
+
+
+def feature_rows(content: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Content maps {domain: [B, D, h, w]} -> their detached feature vectors [2 * B * h * w, D] (a, then b)."""
+    return torch.cat([content[d].detach().permute(0, 2, 3, 1).reshape(-1, content[d].shape[1]) for d in "ab"])
+
+
+class GeneratorLoss(torch.nn.Module):
+    """The generator step as a module: under DDP the whole step is one forward of the wrapped translator
+    (the discriminators are passed in, not registered, so their parameters are not the generator's)."""
+
+    def __init__(self, model: VQI2I):
+        super().__init__()
+        self.model = model
+
+    def forward(self, discs, x, cfg, perceptual, adversarial: bool, paired: bool, shard=None) -> StepOutput:
+        return generator_step(self.model, discs, x, cfg, perceptual, adversarial, paired, shard)
+
+
+class DiscriminatorLoss(torch.nn.Module):
+    """The discriminator step as a module (one DDP forward over every discriminator)."""
+
+    def __init__(self, discs: torch.nn.ModuleDict):
+        super().__init__()
+        self.discs = discs
+
+    def forward(self, x, fakes, cfg, content=None) -> torch.Tensor:
+        return discriminator_step(self.discs, x, fakes, cfg, content)
+
+
+@torch.no_grad()
+def restart_dead_codes_everywhere(
+    quantizer, content: dict[str, torch.Tensor], dead_below: float, ctx: DistContext, device: torch.device
+) -> int:
+    """Dead-code restart under DDP, decided once: the ranks' usage counts are summed, rank 0 restarts from
+    the global batch's features (gathered in the order one process would hold them) with its RNG, and
+    the new codebook and RNG state are broadcast. Returns the number of codes moved (on every rank)."""
+    recent = feature_rows({d: gather_cat(ctx, content[d].detach()) for d in "ab"})
+    all_reduce_sum_(ctx, quantizer.usage)
+    moved = 0
+    if ctx.is_main:
+        moved = quantizer.restart_dead_codes(recent, dead_below)
+    else:
+        quantizer.usage.zero_()
+    broadcast_(ctx, quantizer.embedding.weight.data)
+    sync_rng(ctx, device)
+    return broadcast_int(ctx, moved, device)
 
 
 def discriminator_step(
@@ -223,22 +290,40 @@ def train(
     """Train (or resume) a translator in `run_dir`; returns the last logged metrics.
 
     stop_at: save a checkpoint and stop at this step, as if interrupted there (for time-sliced jobs);
-    `resume` later continues exactly as if the run had never stopped."""
+    `resume` later continues exactly as if the run had never stopped. Under torchrun (WORLD_SIZE > 1) the
+    processes train one model with DDP, train.batch_size each; rank 0 writes the run folder."""
+    with distributed_session(cfg.train.device) as (ctx, device):
+        return _train(cfg, Path(run_dir), ctx, device, resume=resume, progress=progress, stop_at=stop_at)
+
+
+def _no_save_under_ddp(current_step) -> Path:
+    raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
+                    "(train.ckpt_every): continue from its last checkpoint with --resume")
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, ctx: DistContext, device: torch.device, *, resume: bool, progress: bool,
+    stop_at: int | None,
+) -> dict:
+    from vqi2i.config import to_yaml
     from vqi2i.data import build_dataset
 
-    run_dir = Path(run_dir)
     T = cfg.train
+    check_same_config(ctx, to_yaml(cfg))
     seed_everything(int(T.seed))
-    device = select_device(T.device)
     model = build_model(cfg).to(device)
     discs = build_discriminators(cfg).to(device)
+    if ctx.enabled:  # batch statistics of the global batch, as one process would compute them
+        global_batch_norm(discs)
     perceptual = VGGPerceptual(cfg.loss.vgg_weights).to(device) if cfg.loss.perceptual > 0 else None
     opt_g = torch.optim.Adam(model.parameters(), lr=T.lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
     opt_d = torch.optim.Adam(discs.parameters(), lr=T.disc_lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
     dataset = build_dataset(cfg.data, "train", train=True, seed=int(T.seed))
     paired = bool(getattr(dataset, "aligned", False))
-    preview = _preview_batch(cfg)
-    ema = EMA(model, float(T.ema)) if float(T.ema) > 0 else None
+    preview = _preview_batch(cfg) if ctx.is_main else None
+    ema = EMA(model, float(T.ema)) if float(T.ema) > 0 and ctx.is_main else None
+    batch_size, world = int(T.batch_size), ctx.world_size
+    global_batch = batch_size * world
 
     step = 0
     if resume:
@@ -252,18 +337,43 @@ def train(
         opt_d.load_state_dict(trainer_state["opt_d"])
         set_rng_state(trainer_state["rng"])
         step = int(state["step"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "samples").mkdir(exist_ok=True)
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != world and ctx.is_main:
+            print(f"note: {run_dir} was trained on {saved_world} process(es) and resumes on {world}: the global "
+                  f"batch is now {global_batch} and the data order from step {step} on differs from an "
+                  "uninterrupted run (resume with the same number of processes to continue exactly)")
+    if ctx.enabled and ctx.is_main:
+        print(f"distributed training: {world} processes ({ctx.backend}), train.batch_size={batch_size} per "
+              f"process, global batch {global_batch}")
+    log = None
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "samples").mkdir(exist_ok=True)
+        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
 
-    def save() -> Path:
+    per_epoch = max(1, len(dataset) // global_batch)
+
+    def save() -> Path | None:
+        if ctx.enabled:
+            check_rng_agrees(ctx)
+            usage = model.quantizer.usage
+            all_reduce_sum_(ctx, usage)  # the checkpoint holds the global counts, on rank 0 only from here on
+            if not ctx.is_main:
+                usage.zero_()
+                return None
         trainer_state = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state()}
         modules = {"model": model, "disc": discs, **({"model_ema": ema.model} if ema is not None else {})}
+        extra = {"world_size": world, "global_batch": global_batch} if ctx.enabled else {}
         return save_checkpoint(
             run_dir, step, cfg, modules, trainer_state,
-            {"epoch": step // max(1, len(dataset) // int(T.batch_size))}, keep=int(T.keep_checkpoints),
+            {"epoch": step // per_epoch, **extra}, keep=int(T.keep_checkpoints),
         )  # fmt: skip
 
+    gen = wrap(GeneratorLoss(model), ctx, device)
+    disc_loss = wrap(DiscriminatorLoss(discs), ctx, device)
+    if resume and not ctx.is_main:  # the checkpoint holds the usage counts summed over the ranks: rank 0 keeps them
+        model.quantizer.usage.zero_()
+    shard = (ctx.rank, world) if ctx.enabled else None
     use_bf16 = bool(T.bf16) and device.type == "cuda"
     sums: dict[str, float] = defaultdict(float)
     counts = torch.zeros(model.n_embed, dtype=torch.long)
@@ -271,9 +381,12 @@ def train(
     t0 = time.perf_counter()
     model.train()
     discs.train()
-    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
-    batches = batches_from(dataset, int(T.batch_size), int(T.seed), step, int(cfg.data.num_workers))
-    with saving_on_interrupt(bar, save, lambda: step):
+    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress or not ctx.is_main, desc=cfg.name,
+               dynamic_ncols=True)
+    batches = batches_from(dataset, batch_size, int(T.seed), step, int(cfg.data.num_workers),
+                           rank=ctx.rank, world_size=world)
+    interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
+    with saving_on_interrupt(bar, interrupt_save, lambda: step):
         end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
         while step < end:
             batch = next(batches)
@@ -285,7 +398,7 @@ def train(
 
             discs.requires_grad_(False)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = generator_step(model, discs, x, cfg, perceptual, adversarial, paired)
+                out = gen(discs, x, cfg, perceptual, adversarial, paired, shard)
             opt_g.zero_grad(set_to_none=True)
             out.loss.backward()
             if T.grad_clip > 0:
@@ -297,7 +410,7 @@ def train(
 
             if adversarial:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    loss_d = discriminator_step(discs, x, out.fakes, cfg, out.content)
+                    loss_d = disc_loss(x, out.fakes, cfg, out.content)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 if T.grad_clip > 0:
@@ -308,7 +421,11 @@ def train(
             step += 1
             cb = cfg.model.codebook
             if cb.restart_dead and step % int(cb.restart_every) == 0:
-                restarted += model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
+                if ctx.enabled:
+                    restarted += restart_dead_codes_everywhere(model.quantizer, out.content, float(cb.dead_below),
+                                                               ctx, device)
+                else:
+                    restarted += model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
             for k, v in out.terms.items():
                 sums[k] += v
             sums["total"] += out.loss.item()
@@ -318,22 +435,29 @@ def train(
 
             if step % int(T.log_every) == 0 or step == int(T.max_steps):
                 elapsed = time.perf_counter() - t0
+                means = {k: v / n_logged for k, v in sums.items()}
+                if ctx.enabled:  # the global batch's figures: means of the ranks' means, summed code counts
+                    means = mean_over_ranks(ctx, means, device)
+                    counts = all_reduce_sum_(ctx, counts.to(device)).cpu()
                 last = {
                     "step": step,
                     "lr": T.lr * factor,
-                    **{k: v / n_logged for k, v in sums.items()},
+                    **means,
                     **codebook_stats(counts),
                     "codes_restarted": restarted,
                     "steps_per_s": n_logged / elapsed,
+                    **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {}),
                 }
-                if step % int(T.image_every) == 0 or step == int(T.max_steps):
-                    shown = ema.model if ema is not None else model  # what inference will use
-                    last.update(write_preview(shown, preview, cfg, run_dir / "samples" / f"step-{step:07d}.png"))
-                log.write(last)
-                bar.set_postfix(
-                    total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
-                    codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
-                )  # fmt: skip
+                if ctx.is_main:
+                    if step % int(T.image_every) == 0 or step == int(T.max_steps):
+                        shown = ema.model if ema is not None else model  # what inference will use
+                        path = run_dir / "samples" / f"step-{step:07d}.png"
+                        last.update(write_preview(shown, preview, cfg, path))
+                    log.write(last)
+                    bar.set_postfix(
+                        total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
+                        codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
+                    )  # fmt: skip
                 sums.clear()
                 counts.zero_()
                 n_logged, restarted, t0 = 0, 0, time.perf_counter()
@@ -341,12 +465,15 @@ def train(
                 save()
     return last
 
-
 def prepare_run(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber an existing run unless asked; resuming needs a checkpoint."""
     if resume:
         if not has_checkpoint(run_dir):
             raise UserError(f"cannot resume: {run_dir} holds no checkpoint (checkpoints/latest)")
+        return
+    from vqi2i.train.distributed import env_context
+
+    if env_context().rank != 0:  # under torchrun rank 0 alone checks, clears and writes the run folder
         return
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
