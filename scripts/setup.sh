@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up on a fresh machine: the fonts of the glyph and emoji benchmarks and the chromium of the
 # web app's browser test (Debian packages), a virtual environment in .venv, and vqi2i installed into it
-# with its dev, bench and app extras.
+# with its dev, bench, app and tb (TensorBoard) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,5 +19,5 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q -e ".[dev,bench,app]"
+.venv/bin/python -m pip install -q -e ".[dev,bench,app,tb]"
 echo "vqi2i is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -15,6 +15,7 @@ from vqi2i.checkpoint import load_model, resolve_checkpoint
 from vqi2i.errors import UserError
 from vqi2i.train.distributed import DistContext, backend_for, device_for
 from vqi2i.train.runtime import read_metrics
+from vqi2i.train.tensorboard import tensorboard_available
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 # conftest's TINY_RUN_OVERRIDES at batch 1 per process: 2 processes = tiny_run's batch of 2
@@ -79,6 +80,7 @@ def test_rank_zero_alone_writes(ddp_run):
     run, _ = ddp_run
     files = sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
     assert [f for f in files if f.endswith(".jsonl")] == ["metrics.jsonl"]
+    assert len([f for f in files if "tfevents" in f]) == (1 if tensorboard_available() else 0)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-0000002", "step-0000004"]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
     assert [r["step"] for r in read_metrics(run)] == [1, 2, 3, 4]  # one line per step, not one per rank

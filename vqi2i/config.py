@@ -96,6 +96,12 @@ DEFAULTS: dict[str, Any] = {
         "bf16": True,  # bf16 autocast on CUDA
         "num_styles": 3,  # random styles per input in the image grid
         "ema": 0.0,  # decay of an exponential moving average of the translator for inference (0: off)
+        "tensorboard": "auto",  # event files beside metrics.jsonl: auto (when installed) | true | false
+        # speed (docs/benchmarks.md, "Training speed"); at these defaults a CPU run computes what it always did
+        "compile": False,  # torch.compile the translator's and the discriminators' steps
+        "channels_last": False,  # channels-last memory format for the convolutions
+        "fused_adam": False,  # fused Adam kernels (CUDA; also CPU on recent torch)
+        "pin_memory": False,  # page-locked batches for a faster host-to-GPU copy (with data.num_workers)
     },
 }
 

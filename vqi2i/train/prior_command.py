@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     last = train_prior(cfg, run_dir, args.codec, resume=bool(args.resume), progress=not args.no_progress,
                        stop_at=args.stop_at)
+    from vqi2i.train.distributed import env_context
+
+    if env_context().rank != 0:
+        return 0
     summary = f"trained to step {last.get('step')} in {run_dir}"
     if "val_bits_per_token" in last:
         summary += f"; validation {last['val_loss']:.4f} nats = {last['val_bits_per_token']:.4f} bits per token"

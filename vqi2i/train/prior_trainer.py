@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,15 @@ from vqi2i.config import merge_config
 from vqi2i.errors import UserError
 from vqi2i.models.prior import ContentPrior, PriorConfig
 from vqi2i.tokens import TokenSet, cached_tokens
+from vqi2i.train.distributed import (
+    DistContext,
+    check_same_config,
+    distributed_session,
+    gather_objects,
+    main_first,
+    mean_over_ranks,
+    wrap,
+)
 from vqi2i.train.runtime import (
     MetricsLog,
     checkpoint_due,
@@ -41,10 +51,10 @@ from vqi2i.train.runtime import (
     rng_state,
     saving_on_interrupt,
     seed_everything,
-    select_device,
     set_lr,
     set_rng_state,
 )
+from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
 
 PRIOR_DEFAULTS: dict[str, Any] = {
     "kind": "prior",  # marks a prior's config, so it is never mistaken for a translator's
@@ -87,6 +97,7 @@ PRIOR_DEFAULTS: dict[str, Any] = {
         "num_samples": 4,
         "device": "auto",
         "bf16": True,
+        "tensorboard": "auto",  # event files beside metrics.jsonl: auto (when installed) | true | false
     },
     "codec": {"path": None, "checkpoint_id": None},  # recorded by the trainer
 }
@@ -270,14 +281,43 @@ def write_samples(prior: ContentPrior, codec, cfg: DictConfig, path: Path) -> No
 # -- training ------------------------------------------------------------------------------------------
 
 
+class PriorLoss(torch.nn.Module):
+    """The prior's training loss as a module: one DDP forward per step."""
+
+    def __init__(self, prior: ContentPrior):
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.prior.loss(windows)
+
+
+def _rank_seed(seed: int, rank: int, step: int) -> int:
+    """The dropout stream of a rank > 0 (rank 0 keeps the one-process stream)."""
+    return (seed * 1_000_003 + rank * 7_919 + step) % 2**63
+
+
 def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | None, *, resume: bool = False,
                 progress: bool = True, stop_at: int | None = None) -> dict:
     """Train (or resume) a prior in `run_dir` on the tokens of the codec at `codec_path` (on resume the
-    recorded codec, which `codec_path` must match if given). Returns the last logged metrics."""
-    run_dir = Path(run_dir)
+    recorded codec, which `codec_path` must match if given). Returns the last logged metrics.
+
+    Under torchrun (WORLD_SIZE > 1) the processes train one prior with DDP, train.batch_size each: every
+    step's global batch (and its windows) is what one process would draw, cut into per-rank shards;
+    each rank has its own dropout stream; rank 0 encodes the token cache and writes the run folder."""
+    with distributed_session(cfg.train.device) as (ctx, device):
+        return _train_prior(cfg, Path(run_dir), codec_path, ctx, device, resume=resume, progress=progress,
+                            stop_at=stop_at)
+
+
+def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
+                 device: torch.device, *, resume: bool, progress: bool, stop_at: int | None) -> dict:
+    from vqi2i.config import to_yaml
+
     T, D = cfg.train, cfg.data
+    check_same_config(ctx, to_yaml(cfg))
+    use_tb = tensorboard_wanted(T.tensorboard)
     seed_everything(int(T.seed))
-    device = select_device(T.device)
 
     if codec_path is None:
         if not cfg.codec.path:
@@ -295,15 +335,23 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
 
     data_cfg = OmegaConf.merge(codec_cfg.data, {k: D[k] for k in ("root", "size", "crop") if D[k] is not None})
     cache_dir = Path(D.token_cache) if D.token_cache else run_dir / "tokens"
-    train_ts, cache, fresh = cached_tokens(codec, codec_id, data_cfg, "train", cache_dir, device,
-                                           flip=bool(D.flip), batch_size=int(D.encode_batch), progress=progress)
-    print(f"{'encoded' if fresh else 'read'} {len(train_ts)} train token grids {train_ts.grid} ({cache})")
-    try:
-        val_ts, _, _ = cached_tokens(codec, codec_id, data_cfg, "test", cache_dir, device, flip=False,
-                                     batch_size=int(D.encode_batch), progress=progress)
-    except UserError as e:  # no usable test split: hold out some train images
-        train_ts, val_ts = split_validation(train_ts, float(D.val_fraction), int(T.seed))
-        print(f"no test images ({e}); validating on {len(val_ts)} held-out train grids")
+    talk = progress and ctx.is_main
+
+    def token_sets() -> tuple[TokenSet, TokenSet]:
+        train_ts, cache, fresh = cached_tokens(codec, codec_id, data_cfg, "train", cache_dir, device,
+                                               flip=bool(D.flip), batch_size=int(D.encode_batch), progress=talk)
+        if ctx.is_main:
+            print(f"{'encoded' if fresh else 'read'} {len(train_ts)} train token grids {train_ts.grid} ({cache})")
+        try:
+            val_ts, _, _ = cached_tokens(codec, codec_id, data_cfg, "test", cache_dir, device, flip=False,
+                                         batch_size=int(D.encode_batch), progress=talk)
+        except UserError as e:  # no usable test split: hold out some train images
+            train_ts, val_ts = split_validation(train_ts, float(D.val_fraction), int(T.seed))
+            if ctx.is_main:
+                print(f"no test images ({e}); validating on {len(val_ts)} held-out train grids")
+        return train_ts, val_ts
+
+    train_ts, val_ts = main_first(ctx, token_sets)  # rank 0 encodes the cache, the others then read it
 
     h, w = train_ts.grid
     m = cfg.model
@@ -323,6 +371,9 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
         [{"params": decay, "weight_decay": float(T.weight_decay)}, {"params": no_decay, "weight_decay": 0.0}],
         lr=float(T.lr), betas=tuple(T.betas),
     )
+    world = ctx.world_size
+    if ctx.enabled and not ctx.is_main:  # the weights are rank 0's (DDP broadcasts them); dropout is per rank
+        torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, 0))
     step = 0
     if resume:
         ckpt = resolve_checkpoint(run_dir)
@@ -331,16 +382,48 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
         opt.load_state_dict(trainer_state["opt"])
         set_rng_state(trainer_state["rng"])
         step = int(state["step"])
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+        saved_world = int(state.get("world_size", 1))
+        if ctx.enabled and not ctx.is_main:
+            ranks = trainer_state.get("rng_ranks")
+            if saved_world == world and ranks is not None:
+                set_rng_state(ranks[ctx.rank])
+            else:
+                torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, step))
+        if saved_world != world and ctx.is_main:
+            print(f"note: {run_dir} was trained on {saved_world} process(es) and resumes on {world}: the global "
+                  f"batch is now {int(T.batch_size) * world} and the data order from step {step} on differs from "
+                  "an uninterrupted run (resume with the same number of processes to continue exactly)")
     n_train, bs = len(train_ts), int(T.batch_size)
-    per_epoch = n_train // bs
+    global_batch = bs * world
+    if ctx.enabled and ctx.is_main:
+        print(f"distributed training: {world} processes ({ctx.backend}), train.batch_size={bs} per process, "
+              f"global batch {global_batch}")
+    log = None
+    if ctx.is_main:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+    tb = TensorBoardLog(run_dir if use_tb and ctx.is_main else None, resume_step=step if resume else None)
+    if tb.enabled:
+        tb.text("config", to_yaml(cfg), step)
+        print(f"TensorBoard: {tb.command()}")
+    per_epoch = n_train // global_batch
     if per_epoch == 0:
-        raise UserError(f"{n_train} training grids are fewer than train.batch_size={bs}")
+        if world == 1:
+            raise UserError(f"{n_train} training grids are fewer than train.batch_size={bs}")
+        raise UserError(f"{n_train} training grids are fewer than one global batch: train.batch_size={bs} x "
+                        f"{world} processes = {global_batch}")
 
-    def save() -> Path:
-        return save_checkpoint(run_dir, step, cfg, {"model": prior}, {"opt": opt.state_dict(), "rng": rng_state()},
-                               {"epoch": step // per_epoch, "codec_checkpoint_id": codec_id},
+    def save() -> Path | None:
+        trainer_state = {"opt": opt.state_dict(), "rng": rng_state()}
+        extra = {}
+        if ctx.enabled:
+            rngs = gather_objects(ctx, rng_state())  # each rank's dropout stream, for an exact resume
+            if not ctx.is_main:
+                return None
+            trainer_state["rng_ranks"] = rngs
+            extra = {"world_size": world, "global_batch": global_batch}
+        return save_checkpoint(run_dir, step, cfg, {"model": prior}, trainer_state,
+                               {"epoch": step // per_epoch, "codec_checkpoint_id": codec_id, **extra},
                                keep=int(T.keep_checkpoints))
 
     use_bf16 = bool(T.bf16) and device.type == "cuda"
@@ -349,20 +432,25 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
     loss_sum, n_logged, tokens_seen, last = 0.0, 0, 0, {}
     t0 = time.perf_counter()
     prior.train()
+    step_loss = wrap(PriorLoss(prior), ctx, device)
     end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
-    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress, desc=cfg.name, dynamic_ncols=True)
+    bar = tqdm(total=int(T.max_steps), initial=step, disable=not talk, desc=cfg.name, dynamic_ncols=True)
     epoch, batches = -1, []
-    with saving_on_interrupt(bar, save, lambda: step):
+    interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
+    with saving_on_interrupt(bar, interrupt_save, lambda: step), closing(tb):
         while step < end:
             e, i = divmod(step, per_epoch)
-            if e != epoch:  # which grids a step sees depends only on (seed, step): resume is exact
-                epoch, batches = e, epoch_batches(n_train, bs, int(T.seed), e)
+            if e != epoch:  # which grids a step sees depends only on (seed, world size, step): resume is exact
+                epoch, batches = e, epoch_batches(n_train, global_batch, int(T.seed), e)
             g = torch.Generator().manual_seed(int(T.seed) * 1_000_003 + step)
-            windows = training_windows(tokens[batches[i]], pcfg, D, g).to(device)
+            windows = training_windows(tokens[batches[i]], pcfg, D, g)
+            if ctx.enabled:  # the global batch's windows, as one process draws them; this rank's shard
+                windows = windows[ctx.rank * bs : (ctx.rank + 1) * bs]
+            windows = windows.to(device)
             factor = lr_factor(step, int(T.max_steps), T.lr_schedule, int(T.warmup_steps), float(T.min_lr_ratio))
             set_lr(opt, float(T.lr) * factor)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = prior.loss(windows)
+                loss = step_loss(windows)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if float(T.grad_clip) > 0:
@@ -378,18 +466,31 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
             do_eval = step % int(T.eval_every) == 0 or final
             if step % int(T.log_every) == 0 or do_eval:
                 elapsed = time.perf_counter() - t0
+                mean_loss = loss_sum / n_logged
+                if ctx.enabled:  # the global batch's mean loss and token rate
+                    mean_loss = mean_over_ranks(ctx, {"loss": mean_loss}, device)["loss"]
+                    tokens_seen *= world
                 last = {"step": step, "epoch": step // per_epoch, "lr": float(T.lr) * factor,
-                        "loss": loss_sum / n_logged, "bits_per_token": loss_sum / n_logged / math.log(2),
-                        "tokens_per_s": tokens_seen / elapsed}
-                if do_eval:
+                        "loss": mean_loss, "bits_per_token": mean_loss / math.log(2),
+                        "tokens_per_s": tokens_seen / elapsed,
+                        **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {})}
+                if do_eval and ctx.is_main:
                     val = evaluate(prior, val_tokens, 2 * bs, use_bf16)
                     last.update({"val_loss": val, "val_bits_per_token": val / math.log(2)})
                     write_samples(prior, codec, cfg, run_dir / "samples" / f"step-{step:07d}.png")
+                    tb.image("samples", run_dir / "samples" / f"step-{step:07d}.png", step)
                     prior.train()
-                log.write(last)
-                bar.set_postfix(loss=f"{last['loss']:.3f}",
-                                **({"val_bits": f"{last['val_bits_per_token']:.3f}"} if do_eval else {}))
+                if ctx.is_main:
+                    log.write(last)
+                    tb.scalars(last, step)
+                    bar.set_postfix(loss=f"{last['loss']:.3f}",
+                                    **({"val_bits": f"{last['val_bits_per_token']:.3f}"} if do_eval else {}))
                 loss_sum, n_logged, tokens_seen, t0 = 0.0, 0, 0, time.perf_counter()
             if checkpoint_due(step, T.ckpt_every, end):
                 save()
     return last
+
+
+def _no_save_under_ddp(current_step) -> Path:
+    raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
+                    "(train.ckpt_every): continue from its last checkpoint with --resume")

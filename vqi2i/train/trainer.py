@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,7 @@ from vqi2i.train.runtime import (
     set_lr,
     set_rng_state,
 )
+from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
 
 OTHER = {"a": "b", "b": "a"}
 
@@ -296,6 +298,22 @@ def train(
         return _train(cfg, Path(run_dir), ctx, device, resume=resume, progress=progress, stop_at=stop_at)
 
 
+def compile_networks(model: VQI2I, discs: torch.nn.ModuleDict, ctx: DistContext) -> None:
+    """train.compile: torch.compile (in place, state_dict keys unchanged) the networks the steps run: the
+    content and style encoders, the decoders, each discriminator. Under DDP a discriminator with batch
+    norm stays eager (its global statistics are collectives the compiler would have to break around)."""
+    nets = [model.content_encoder, model.quant_conv, *model.decoders.values()]
+    if model.multimodal:
+        nets += list(model.style_encoders.values())
+    for name, disc in discs.items():
+        has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules())
+        if ctx.enabled and has_bn:
+            continue
+        nets += list(disc.nets) if name != "content" else [disc]
+    for net in nets:
+        net.compile()
+
+
 def _no_save_under_ddp(current_step) -> Path:
     raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
                     "(train.ckpt_every): continue from its last checkpoint with --resume")
@@ -310,14 +328,21 @@ def _train(
 
     T = cfg.train
     check_same_config(ctx, to_yaml(cfg))
+    use_tb = tensorboard_wanted(T.tensorboard)
     seed_everything(int(T.seed))
     model = build_model(cfg).to(device)
     discs = build_discriminators(cfg).to(device)
     if ctx.enabled:  # batch statistics of the global batch, as one process would compute them
         global_batch_norm(discs)
     perceptual = VGGPerceptual(cfg.loss.vgg_weights).to(device) if cfg.loss.perceptual > 0 else None
-    opt_g = torch.optim.Adam(model.parameters(), lr=T.lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
-    opt_d = torch.optim.Adam(discs.parameters(), lr=T.disc_lr, betas=tuple(T.betas), weight_decay=T.weight_decay)
+    channels_last = bool(T.channels_last)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        discs.to(memory_format=torch.channels_last)
+    fused = {"fused": True} if bool(T.fused_adam) else {}
+    opt_g = torch.optim.Adam(model.parameters(), lr=T.lr, betas=tuple(T.betas), weight_decay=T.weight_decay, **fused)
+    opt_d = torch.optim.Adam(discs.parameters(), lr=T.disc_lr, betas=tuple(T.betas), weight_decay=T.weight_decay,
+                             **fused)
     dataset = build_dataset(cfg.data, "train", train=True, seed=int(T.seed))
     paired = bool(getattr(dataset, "aligned", False))
     preview = _preview_batch(cfg) if ctx.is_main else None
@@ -350,6 +375,10 @@ def _train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "samples").mkdir(exist_ok=True)
         log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
+    tb = TensorBoardLog(run_dir if use_tb and ctx.is_main else None, resume_step=step if resume else None)
+    if tb.enabled:
+        tb.text("config", to_yaml(cfg), step)
+        print(f"TensorBoard: {tb.command()}")
 
     per_epoch = max(1, len(dataset) // global_batch)
 
@@ -369,6 +398,8 @@ def _train(
             {"epoch": step // per_epoch, **extra}, keep=int(T.keep_checkpoints),
         )  # fmt: skip
 
+    if bool(T.compile):
+        compile_networks(model, discs, ctx)
     gen = wrap(GeneratorLoss(model), ctx, device)
     disc_loss = wrap(DiscriminatorLoss(discs), ctx, device)
     if resume and not ctx.is_main:  # the checkpoint holds the usage counts summed over the ranks: rank 0 keeps them
@@ -383,14 +414,17 @@ def _train(
     discs.train()
     bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress or not ctx.is_main, desc=cfg.name,
                dynamic_ncols=True)
+    pin = bool(T.pin_memory) and device.type == "cuda"
     batches = batches_from(dataset, batch_size, int(T.seed), step, int(cfg.data.num_workers),
-                           rank=ctx.rank, world_size=world)
+                           rank=ctx.rank, world_size=world, pin_memory=pin)
     interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
-    with saving_on_interrupt(bar, interrupt_save, lambda: step):
+    with saving_on_interrupt(bar, interrupt_save, lambda: step), closing(tb):
         end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
         while step < end:
             batch = next(batches)
-            x = {d: batch[d].to(device) for d in ("a", "b")}
+            x = {d: batch[d].to(device, non_blocking=pin) for d in ("a", "b")}
+            if channels_last:
+                x = {d: v.contiguous(memory_format=torch.channels_last) for d, v in x.items()}
             factor = lr_factor(step, int(T.max_steps), T.lr_schedule, int(T.warmup_steps), float(T.min_lr_ratio))
             set_lr(opt_g, T.lr * factor)
             set_lr(opt_d, T.disc_lr * factor)
@@ -453,7 +487,10 @@ def _train(
                         shown = ema.model if ema is not None else model  # what inference will use
                         path = run_dir / "samples" / f"step-{step:07d}.png"
                         last.update(write_preview(shown, preview, cfg, path))
+                        tb.image("samples", path, step)
                     log.write(last)
+                    tb.scalars(last, step)
+                    tb.code_histogram("codebook/usage", counts, step)
                     bar.set_postfix(
                         total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
                         codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
