@@ -517,6 +517,12 @@ def build_ui(app: AppModels):
     return page
 
 
+def brush_size(codec_cfg) -> int:
+    """The mask brush in image pixels: a sixteenth of the codec's training size."""
+    size = codec_cfg.data.get("size")
+    return max(1, int(size) // 16) if isinstance(size, int) else 8
+
+
 def _prior_tabs(gr, app: AppModels, image, seed):
     """The extend, complete and generate tabs -> the mask editor (filled with each new input)."""
     factor = app.codec.factor
@@ -539,7 +545,8 @@ def _prior_tabs(gr, app: AppModels, image, seed):
             n_c = gr.Slider(1, MAX_SAMPLES, value=2, step=1, label="samples")
         editor = gr.ImageEditor(label="mask: paint over what to re-sample (keep = mask)", type="numpy",
                                 sources=[], elem_id="mask-editor", height=320,
-                                brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"))
+                                brush=gr.Brush(default_size=brush_size(app.codec_cfg), colors=["#ff00ff"],
+                                               color_mode="fixed"))
         run_c = gr.Button("Complete", variant="primary", elem_id="complete-button")
         run_c.click(guarded(complete, app), [image, src_c, dst_c, keep, n_c, seed, editor], _outputs(gr, "complete"))
     with gr.Tab("generate", id="generate"):
