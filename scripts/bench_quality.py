@@ -62,6 +62,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "f4": ("recipe with f = 4 (16x16 tokens)", ["model.ch_mult=[1,2,2]"], "disjoint"),
     "adv-0.1": ("recipe with the old adversarial weight 0.1", ["loss.adv=0.1"], "disjoint"),
     "cycle": ("recipe plus the cycle-consistency L1 (weight 1)", ["loss.cycle=1"], "disjoint"),
+    "codebook-1024": ("recipe with 1024 codes (10 bits a token instead of 7)", ["model.n_embed=1024"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
