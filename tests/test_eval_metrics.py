@@ -154,6 +154,62 @@ def test_classifier_cache_beside_the_data(tmp_path):
         clf.save_cached(tmp_path, model, SETTINGS, scores)
 
 
+def discs(n: int, domain: str, size: int = 24, seed: int = 0) -> torch.Tensor:
+    """Two toy emoji styles on white: A soft-edged light-cyan discs, B flat blue discs with a dark outline.
+    B's sharp edges are high-frequency detail that A lacks, a cue noise imitates."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    base = torch.tensor([-0.6, 0.6, 0.8] if domain == "a" else [-0.5, 0.05, 0.5])
+    out = []
+    for _ in range(n):
+        cy, cx = (size / 2 + (torch.rand(2, generator=g) * 2 - 1) * size / 6).tolist()
+        radius = float(size / 4 + torch.rand(1, generator=g) * size / 6)
+        dist = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
+        colour = (base + 0.1 * (torch.rand(3, generator=g) * 2 - 1)).view(3, 1, 1)
+        if domain == "a":
+            alpha = ((radius - dist) / 3 + 0.5).clamp(0, 1)  # soft edge, no outline
+            img = alpha * colour + (1 - alpha)
+        else:
+            inside = (dist <= radius).float()
+            ring = ((dist > radius - 1.5) & (dist <= radius)).float()
+            img = inside * colour + (1 - inside)
+            img = ring * -0.8 + (1 - ring) * img
+        out.append(img.clamp(-1, 1))
+    return torch.stack(out)
+
+
+def test_classifier_is_not_fooled_by_noise():
+    """Style accuracy must measure the style, not texture: colour noise on images of A must not make the
+    judge call them B (the first classifier called noisy emoji translations Twemoji), nor noise on B A."""
+    settings = clf.ClassifierSettings(channels=3, image_size=24, width=8, feature_dim=16, steps=80, batch_size=32)
+    model = clf.train_classifier(discs(48, "a"), discs(48, "b", seed=1), settings, progress=False)
+    test_a, test_b = discs(32, "a", seed=2), discs(32, "b", seed=3)
+    assert clf.domain_accuracy(model, test_a, test_b) > 0.9
+    g = torch.Generator().manual_seed(4)
+    noisy_a = (test_a + 0.3 * torch.randn(test_a.shape, generator=g)).clamp(-1, 1)
+    noisy_b = (test_b + 0.3 * torch.randn(test_b.shape, generator=g)).clamp(-1, 1)
+    assert (clf.classify(model, noisy_a) < 0.5).float().mean() >= 0.9
+    assert (clf.classify(model, noisy_b) >= 0.5).float().mean() >= 0.9
+
+
+def test_histogram_counts_only_non_white_pixels():
+    hist = clf.ColorHistogram(channels=3, bins=4)
+    x = torch.ones(2, 3, 8, 8)  # white
+    x[0, :, :4] = torch.tensor([-1.0, 1 / 3, -1 / 3]).view(3, 1, 1)  # top half of the first image coloured
+    h = hist(x)
+    assert h.shape == (2, 3 * 4 + 1)
+    first = (h[0, :12].view(3, 4) ** 2) / 4  # back to normalised histograms
+    assert torch.allclose(first, torch.eye(4)[[0, 2, 1]], atol=1e-5) and abs(h[0, 12] - 0.5) < 1e-6
+    assert torch.all(h[1] == 0)  # all white: nothing counted
+
+
+def test_classifier_step_defaults_agree():
+    from vqi2i.eval import command
+    from vqi2i.eval.evaluate import EvalOptions
+
+    assert command.DEFAULT_CLASSIFIER_STEPS == clf.DEFAULT_STEPS == EvalOptions().classifier_steps
+
+
 def test_nearer_than_input_counts_outputs_that_moved_toward_the_target():
     torch.manual_seed(0)
     source, target = torch.rand(4, 1, 16, 16) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from vqi2i.errors import UserError
 
+DEFAULT_CLASSIFIER_STEPS = 800  # vqi2i.eval.classifier.DEFAULT_STEPS, without importing torch to build the parser
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet-rows", type=int, default=4, help="inputs per direction on the sheet (default: %(default)s)")
     p.add_argument("--inception-weights", type=Path, metavar="PATH",
                    help="local torchvision inception_v3 state dict (.safetensors/.pt) for Inception FD/KID")
-    p.add_argument("--classifier-steps", type=int, default=300,
+    p.add_argument("--classifier-steps", type=int, default=DEFAULT_CLASSIFIER_STEPS,
                    help="training steps of the domain classifier when none is cached (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of the random styles (default: %(default)s)")
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--data", required=True, type=Path, metavar="DIR")
     c.add_argument("--channels", type=int, choices=(1, 3),
                    help="1 = gray, 3 = RGB (default: as the first image of trainA)")
-    c.add_argument("--steps", type=int, default=300, help="training steps (default: %(default)s)")
+    c.add_argument("--steps", type=int, default=DEFAULT_CLASSIFIER_STEPS, help="training steps (default: %(default)s)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     c.add_argument("--overwrite", action="store_true", help="replace an existing cached classifier")

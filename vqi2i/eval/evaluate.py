@@ -44,7 +44,7 @@ class EvalOptions:
     kid_subsets: int = 50
     kid_subset_size: int = 1000
     inception_weights: str | None = None
-    classifier_steps: int = 300
+    classifier_steps: int = clf.DEFAULT_STEPS
     progress: bool = True
 
 
@@ -74,7 +74,9 @@ def load_test_set(root: str | Path, cfg, channels: int, max_images: int | None =
     return TestSet(paths, images, pairs)
 
 
-def classifier_settings(root: str | Path, channels: int, steps: int = 300, seed: int = 0) -> clf.ClassifierSettings:
+def classifier_settings(
+    root: str | Path, channels: int, steps: int = clf.DEFAULT_STEPS, seed: int = 0
+) -> clf.ClassifierSettings:
     """The classifier for a data set: its channels, its images' side capped at 64 px. `vqi2i eval` and
     `vqi2i train-classifier` both call this, so the second's cache serves the first."""
     first = list_images(Path(root) / "trainA")[0]
