@@ -38,6 +38,7 @@ RECIPE = ["disc.norm=spectral", "loss.adv=0.5", "loss.feat_match=1.0", "loss.con
 NEUTRAL = {"name", "data.root", "train.ckpt_every", "train.image_every", "train.log_every", "train.device",
            "codec.path", "data.cache_dir"}
 WEIGHTS_LICENSE = "MIT (the weights, like the code)"
+WALL_FILE = "train_wall_s.json"
 
 
 @dataclass
@@ -121,13 +122,31 @@ def resolved_config(name: str, spec: Spec, work: Path) -> dict:
 def check_same_recipe(name: str, spec: Spec, work: Path, ckpt: Path) -> None:
     want = flat(resolved_config(name, spec, work))
     have = flat(yaml.safe_load((ckpt / "config.yaml").read_text()))
-    diff = sorted(k for k in set(want) | set(have) if k not in NEUTRAL and want.get(k) != have.get(k))
-    # a prior's config gains fields from its codec when trained (vocab size, grid): only compare keys we set
+    # a key the run's config lacks is an option added since, whose default keeps what was computed
+    diff = sorted(k for k in set(want) | set(have) if k not in NEUTRAL and k in have and want.get(k) != have.get(k))
+    # a prior's config gains fields from its codec when trained (vocab size, grid, codec id): compare the rest
     if spec.kind == "prior":
-        diff = [k for k in diff if k in want]
+        diff = [k for k in diff if k in want and want[k] is not None]
     if diff:
         shown = ", ".join(f"{k}: {have.get(k)!r} (recipe {want.get(k)!r})" for k in diff[:4])
         sys.exit(f"train_builtin: {ckpt} was not trained with the {name} recipe: {shown}")
+
+
+def train_minutes(run: Path) -> float | None:
+    """Training wall time: as timed by this script, else from the run's log (translators log steps/s)."""
+    if (run / WALL_FILE).is_file():
+        return round(json.loads((run / WALL_FILE).read_text())["train_wall_s"] / 60, 1)
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    return round(logged_minutes(run), 1) if "steps_per_s" in first else None
+
+
+def finished(run: Path, steps: int) -> bool:
+    """Whether RUN's newest checkpoint is at the end of training."""
+    latest = run / "checkpoints" / "latest"
+    if not latest.is_file():
+        return False
+    state = run / "checkpoints" / latest.read_text().strip() / "state.json"
+    return state.is_file() and json.loads(state.read_text()).get("step") == steps
 
 
 def eval_summary(report: dict) -> dict:
@@ -190,7 +209,7 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
         else "training weights",
         "trained": {"script": f"python scripts/train_builtin.py --models {name}", "commands": commands,
                     "config": spec.config, "steps": state["step"], "seed": SEED,
-                    "batch_size": cfg["train"]["batch_size"], "minutes": round(logged_minutes(run), 1),
+                    "batch_size": cfg["train"]["batch_size"], "minutes": train_minutes(run),
                     "machine": machine(),
                     **({"packaged_from": f"{source.relative_to(ROOT) if source.is_relative_to(ROOT) else source} "
                         "(same resolved config, checked)"} if source else {})},
@@ -264,8 +283,9 @@ def main() -> int:
                     link.unlink()
                 if not link.exists():
                     link.symlink_to(Path(load_config_of(resolve_checkpoint(run)).data.root).resolve())
-        elif not (args.reuse and (run / "checkpoints" / "latest").is_file()):
-            vqi2i(*t, log=log, threads=args.threads)
+        elif not (args.reuse and finished(run, int(resolved_config(name, spec, work)["train"]["max_steps"]))):
+            seconds = vqi2i(*t, log=log, threads=args.threads)
+            (run / WALL_FILE).write_text(json.dumps({"train_wall_s": round(seconds, 1)}) + "\n")
         check_same_recipe(name, spec, work, resolve_checkpoint(run))
         if spec.kind == "translator":
             ev = ["eval", "--checkpoint", str(run), "--data", str(work / f"{name}_data"), "--out",

@@ -83,7 +83,8 @@ def test_models_command_lists_and_shows_cards(capsys):
     assert "CC-BY 4.0" in capsys.readouterr().out
     assert main(["models", "nope"]) == 2
     assert "no built-in model named 'nope'" in capsys.readouterr().err
-    assert main(["translate", "-c", "nope", "-i", "x.png", "-d", "a2b", "-o", "o"]) == 2
+    img = str(get("glyphs").examples("a")[0])
+    assert main(["translate", "-c", "nope", "-i", img, "-d", "a2b", "-o", "o"]) == 2
     assert "is not a built-in model" in capsys.readouterr().err
 
 

@@ -1,4 +1,5 @@
-"""`vqi2i demo`, the README's main job, end to end with a couple of training steps."""
+"""`vqi2i demo`, the README's main job: the instant gallery on the built-in models, and `--train` end to end
+with a couple of training steps."""
 
 from __future__ import annotations
 
@@ -7,14 +8,34 @@ from PIL import Image
 from vqi2i.cli import main
 
 
-def test_demo_writes_the_contact_sheet(tmp_path, capsys):
+def test_instant_demo_writes_the_gallery(tmp_path, capsys):
+    import re
+
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 0
+    assert main(["demo", "--out", str(out), "--device", "cpu", "--threads", "1"]) == 0
+    page = (out / "index.html").read_text()
+    pictures = re.findall(r'<img src="([^"]+)"', page)
+    assert len(pictures) == 12
+    for rel in pictures:
+        with Image.open(out / rel) as im:
+            assert im.width >= 64 and im.height >= 64
+    for command in ("vqi2i translate -c scenes", "--style", "--intra", "vqi2i interpolate -c scenes",
+                    "vqi2i generate -p scenes-prior", "vqi2i extend -p scenes-prior", "vqi2i complete -p scenes-prior",
+                    "vqi2i translate -c glyphs", "vqi2i translate -c emoji"):
+        assert command in page
+    assert "Open" in capsys.readouterr().out
+    assert main(["demo", "--out", str(out), "--device", "cpu"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_train_writes_the_contact_sheet(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--train", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 0
     sheet = Image.open(out / "demo.png")
     # 6 held-out scenes per direction, each row: input, 4 random styles, reference, guided output
     assert sheet.height > 12 * 96 and sheet.width > 7 * 96  # enlarged 3x for viewing
     assert (out / "run" / "checkpoints" / "latest").is_file()
     assert "Open" in capsys.readouterr().out
     # a second run refuses to clobber the result unless asked
-    assert main(["demo", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 2
+    assert main(["demo", "--train", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 2
     assert "already exists" in capsys.readouterr().err
