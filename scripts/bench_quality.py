@@ -295,7 +295,7 @@ def main() -> int:
         f"Training sets: disjoint between the domains (no item in both trainA and trainB) except the paired row's. "
         f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
         f"their ground truth than their own input; diversity = mean pairwise pixel L1 between 4 random styles.",
-        f"Sample sheets: `out/bench_{args.benchmark}/<row>/eval-samples.png`.",
+        f"Sample sheets: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/<row>/eval-samples.png`.",
         "",
         table(reports, minutes),
     ])
