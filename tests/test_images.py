@@ -186,3 +186,14 @@ def test_grid_mixed_sizes_gray_and_labels(tmp_path):
         save_grid(gray, tmp_path / "grid.png")
     with pytest.raises(ValueError, match="labels"):
         make_grid([gray], labels=["a", "b"])
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from vqi2i.fileio import atomic_write_text
+
+    atomic_write_text(tmp_path / "x.txt", "hi")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~mask

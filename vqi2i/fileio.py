@@ -11,6 +11,19 @@ from pathlib import Path
 from vqi2i.errors import UserError
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (setting it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it is renamed onto `path`.
@@ -27,6 +40,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private (0600); give them the usual mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
