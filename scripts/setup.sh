@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if command -v apt-get >/dev/null 2>&1 && ! (fc-list 2>/dev/null | grep -q "AR PL UKai" && fc-list | grep -q "AR PL UMing" \
-    && fc-list | grep -q "Noto Color Emoji" && fc-list | grep -q "WenQuanYi Zen Hei" && [ -x /usr/bin/chromium ]); then
+# (fc-list's output is captured first: with pipefail, `fc-list | grep -q` fails when grep stops reading early)
+FONTS=$(fc-list 2>/dev/null || true)
+if command -v apt-get >/dev/null 2>&1 && ! (grep -q "AR PL UKai" <<<"$FONTS" && grep -q "AR PL UMing" <<<"$FONTS" \
+    && grep -q "Noto Color Emoji" <<<"$FONTS" && grep -q "WenQuanYi Zen Hei" <<<"$FONTS" && [ -x /usr/bin/chromium ]); then
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   echo "installing fonts-arphic-uming fonts-arphic-ukai fonts-noto-color-emoji fonts-wqy-zenhei (benchmark data) chromium (browser test)"
