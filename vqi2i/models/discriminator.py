@@ -2,8 +2,9 @@
 
 `PatchDiscriminator` is pix2pix's PatchGAN (4x4 convs, stride 2, LeakyReLU 0.2) with a choice of
 normalisation: `spectral` (spectral norm on every conv, no feature normalisation: a Lipschitz-bounded
-critic whose gradients stay smooth, the default) or `batch` (taming's NLayerDiscriminator as the
-released code has it). It returns its intermediate activations too, for the feature-matching loss.
+critic whose gradients stay smooth; the class's default and the benchmark recipe's) or `batch`
+(taming's NLayerDiscriminator as the released code has it; `config.DEFAULTS`' `disc.norm`, so configs
+without the recipe train as before). It returns its intermediate activations too, for the feature-matching loss.
 
 `ContentDiscriminator` tells which domain a map of continuous content features came from; the
 content encoder is trained to fool it, which pushes both domains onto the same content tokens.
