@@ -180,6 +180,7 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
     ckpt = resolve_checkpoint(run)
     state = json.loads((ckpt / "state.json").read_text())
     cfg = yaml.safe_load((ckpt / "config.yaml").read_text())
+    cfg["name"] = name
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
     shutil.copyfile(inference_weights(ckpt), tmp / "model.safetensors")

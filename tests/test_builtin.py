@@ -61,13 +61,16 @@ def test_builtin_prior_gives_its_recorded_bits_per_token():
     assert bits < 7  # log2(128) = 7 bits: a prior that learnt nothing would not beat it
 
 
-def test_names_work_as_checkpoints_and_a_local_folder_wins(tmp_path, monkeypatch, capsys):
+def test_names_work_as_checkpoints_and_a_local_run_folder_wins(tmp_path, monkeypatch, capsys):
     img = get("glyphs").examples("a")[0]
     assert main(["translate", "-c", "glyphs", "-i", str(img), "-d", "a2b", "-o", str(tmp_path / "o"), "-n", "2"]) == 0
     assert len(list((tmp_path / "o").glob("*.png"))) == 2
     assert locate("glyphs") == MODELS_DIR / "glyphs"
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "glyphs").mkdir()
+    (tmp_path / "glyphs").mkdir()  # an unrelated folder of that name does not hide the built-in model
+    assert locate("glyphs") == MODELS_DIR / "glyphs"
+    (tmp_path / "glyphs" / "checkpoints").mkdir()
+    (tmp_path / "glyphs" / "checkpoints" / "latest").write_text("step-0000001\n")  # a run folder does
     assert locate("glyphs").resolve() == (tmp_path / "glyphs").resolve()
     with pytest.raises(UserError, match="no built-in model named 'nope'"):
         get("nope")

@@ -75,12 +75,15 @@ def get(name: str) -> BuiltinModel:
     return BuiltinModel(name, MODELS_DIR / name)
 
 
+def _holds_checkpoint(path: Path) -> bool:
+    return (path / "model.safetensors").is_file() or (path / "checkpoints" / "latest").is_file()
+
+
 def locate(spec: str | Path) -> Path:
-    """A run/checkpoint path, or a built-in model's name -> the path to load. An existing path wins over
-    a name; anything else is returned as a path (the loader then says it does not exist)."""
+    """A run/checkpoint path, or a built-in model's name -> the path to load. A run or checkpoint folder
+    of that name wins over a built-in model (any other file or folder of that name does not); anything
+    else is returned as a path, for the loader to say what is wrong with it."""
     path = Path(spec)
-    if path.exists():
-        return path
-    if str(spec) in available():
+    if str(spec) in available() and not _holds_checkpoint(path):
         return MODELS_DIR / str(spec)
     return path
