@@ -11,7 +11,7 @@
         reference/*.png     that recorded result
 
 Every command that takes a run folder (`--checkpoint`, `--prior`, `--codec`) also takes one of these
-names; a folder of that name in the working directory wins. `scripts/train_builtin.py` trains and
+names; a run or checkpoint folder of that name in the working directory wins. `scripts/train_builtin.py` trains and
 packages them; `vqi2i models` lists them.
 """
 
