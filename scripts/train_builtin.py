@@ -172,8 +172,6 @@ def pick_examples(folder: Path, k: int) -> list[Path]:
 
 
 def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], source: Path | None = None) -> Path:
-    import torch
-
     from vqi2i.builtin import MODELS_DIR, get
     from vqi2i.checkpoint import checkpoint_id, inference_weights, resolve_checkpoint
 
@@ -228,7 +226,6 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
     from vqi2i.checkpoint import load_model
     from vqi2i.images import save_image
 
-    torch.manual_seed(SEED)
     if spec.kind == "prior":
         from vqi2i.train.prior_trainer import open_prior_with_codec
 

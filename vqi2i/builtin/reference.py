@@ -9,11 +9,10 @@ a corrupt file) is caught.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 
-from vqi2i.builtin import BuiltinModel, get
+from vqi2i.builtin import BuiltinModel
 
 SEED = 0
 OTHER = {"a": "b", "b": "a"}
@@ -50,6 +49,3 @@ def prior_bits_per_token(prior, codec, codec_model: BuiltinModel, channels: int)
     window = idx[:, :rows, :cols]
     return float(prior.loss(window)) / math.log(2)
 
-
-def reference_dir(name: str) -> Path:
-    return get(name).path / "reference"
