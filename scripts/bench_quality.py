@@ -41,11 +41,16 @@ class Benchmark:
     what: str
 
 
+EMOJIONE_PNGS = "/usr/share/rubygems-integration/all/gems/gemojione-3.3.0/assets/png"  # apt-get install ruby-gemojione
+
 BENCHMARKS = {
     "glyphs": Benchmark("configs/glyphs64.yaml", ["glyphs"], "--num-chars",
                         "AR PL UMing (A) -> AR PL UKai (B), 64 px grayscale"),
     "emoji": Benchmark("configs/emoji64.yaml", ["emoji"], "--num-emoji",
                        "Noto Color Emoji (A) -> Twemoji (B), 64 px RGB on white"),
+    "noto-emojione": Benchmark("configs/emoji64.yaml", ["emoji", "--source-b", EMOJIONE_PNGS], "--num-emoji",
+                               "Noto Color Emoji (A) -> EmojiOne 2 (B, Debian's ruby-gemojione PNGs), 64 px RGB "
+                               "on white"),
     "hei-kai": Benchmark("configs/glyphs64.yaml", ["glyphs", "--font-a", "WenQuanYi Zen Hei"], "--num-chars",
                          "WenQuanYi Zen Hei (A, sans) -> AR PL UKai (B), 64 px grayscale"),
 }
@@ -63,6 +68,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "adv-0.1": ("recipe with adversarial weight 0.1 (emoji64.yaml's own since this row)", ["loss.adv=0.1"], "disjoint"),
     "cycle": ("recipe plus the cycle-consistency L1 (weight 1)", ["loss.cycle=1"], "disjoint"),
     "codebook-1024": ("recipe with 1024 codes (10 bits a token instead of 7)", ["model.n_embed=1024"], "disjoint"),
+    "style-kl-0.1": ("recipe with variational style encoders, KL weight 0.1",
+                     ["model.style_vae=true", "loss.style_kl=0.1"], "disjoint"),
+    "style-kl-1": ("recipe with variational style encoders, KL weight 1", ["model.style_vae=true", "loss.style_kl=1"],
+                   "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

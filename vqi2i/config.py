@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
             "dead_below": 1.0,  # a code used fewer times than this since the last check is dead
         },
         "style_dim": 8,
+        "style_vae": False,  # variational style encoders: sampled styles in training, a KL term (loss.style_kl)
         "style_ch": 64,  # style encoder base width
         "style_downs": 4,  # strided convs in the style encoder
         "dec_ch": 128,  # decoder width at the lowest resolution
@@ -67,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
         "adv_recon_ratio": 0.2,  # adversarial on reconstructions = adv * ratio
         "style": 1.0,  # latent style regression (encoded and sampled styles)
         "content": 1.0,  # latent content regression
+        "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights
         "vgg_weights": None,  # local path to torchvision VGG16 weights (never downloaded)

@@ -45,8 +45,9 @@ class VQI2I(nn.Module):
         )  # fmt: skip
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
-                {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs) for d in DOMAINS}
-            )
+                {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae))
+                 for d in DOMAINS}
+            )  # fmt: skip
         else:
             self.domain_styles = nn.ParameterDict({d: nn.Parameter(torch.zeros(m.style_dim)) for d in DOMAINS})
 
@@ -89,6 +90,12 @@ class VQI2I(nn.Module):
         if not self.multimodal:
             return self.domain_styles[domain].expand(x.shape[0], -1)
         return self.style_encoders[domain](x)
+
+    def encode_style_posterior(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x of `domain` -> (style mean, log-variance or None), for training (multimodal only)."""
+        check_domain(domain)
+        self._check_image(x)
+        return self.style_encoders[domain].posterior(x)
 
     def sample_style(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None

@@ -37,6 +37,7 @@ from vqi2i.losses import (
 )
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
+from vqi2i.models.style_encoder import kl_to_standard_normal
 from vqi2i.models.vqi2i import VQI2I
 from vqi2i.train.distributed import (
     DistContext,
@@ -94,7 +95,15 @@ def generator_step(
     n = x["a"].shape[0]
     q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
     terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
-    own_style = {d: model.encode_style(x[d], d) for d in ("a", "b")}
+    own_style = {}
+    for d in ("a", "b"):
+        if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
+            mu, logvar = model.encode_style_posterior(x[d], d)
+            own_style[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            if logvar is not None:
+                terms["style_kl"] = terms.get("style_kl", 0.0) + kl_to_standard_normal(mu, logvar)
+        else:
+            own_style[d] = model.encode_style(x[d], d)
     if shard is None:
         rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
     else:
@@ -150,7 +159,7 @@ def generator_step(
     weights = {
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
-        "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle,
+        "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})

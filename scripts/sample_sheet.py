@@ -1,0 +1,84 @@
+"""A benchmark's sample sheet, several runs side by side on the same held-out items and random styles.
+
+    python scripts/sample_sheet.py --data out/bench_emoji/data --runs recipe=out/bench_emoji/recipe \\
+        --every 25 --styles 4 -o docs/emoji64_recipe_picks.png
+
+One block per run and direction (A -> B, then B -> A): each line is an input, its translations with
+--styles random styles (seed --seed, the same for every run) and the ground truth (the test item of the
+same name in the other domain). Items are every --every-th test item in name order, so sheets of
+different runs show the same emoji or characters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vqi2i.checkpoint import load_model  # noqa: E402
+from vqi2i.errors import UserError  # noqa: E402
+from vqi2i.images import list_images, load_image, make_grid, save_pil  # noqa: E402
+
+OTHER = {"a": "b", "b": "a"}
+
+
+def parse_runs(spec: str) -> list[tuple[str, str]]:
+    runs = []
+    for item in spec.split(","):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UserError(f"--runs takes NAME=RUN,NAME=RUN, got {item!r}")
+        runs.append((name.strip(), path.strip()))
+    return runs
+
+
+@torch.no_grad()
+def sheet_rows(model, data: Path, src: str, every: int, styles: int, seed: int) -> list[list[torch.Tensor]]:
+    dst = OTHER[src]
+    files = list_images(data / f"test{src.upper()}")[::every]
+    if not files:
+        raise UserError(f"no test images in {data / f'test{src.upper()}'}")
+    x = torch.stack([load_image(f, model.in_channels) for f in files])
+    truth = [load_image(data / f"test{dst.upper()}" / f.name, model.in_channels) for f in files]
+    _, z_q = model.encode_content(x)
+    g = torch.Generator().manual_seed(seed)
+    outs = []
+    for _ in range(styles if model.multimodal else 1):
+        style = model.sample_style(len(files), g, "cpu") if model.multimodal else None
+        outs.append(model.decode(z_q, style, dst))
+    return [[x[i], *(o[i] for o in outs), truth[i]] for i in range(len(files))]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="the benchmark's data folder (testA, testB)")
+    p.add_argument("--runs", required=True, help="NAME=RUN,NAME=RUN: run folders or checkpoints")
+    p.add_argument("--every", type=int, default=25, help="every k-th test item (default: %(default)s)")
+    p.add_argument("--styles", type=int, default=4, help="random styles per input (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", required=True, help="the sheet (PNG)")
+    p.add_argument("--overwrite", action="store_true")
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    try:
+        rows, labels = [], []
+        for name, run in parse_runs(args.runs):
+            model, _ = load_model(run)
+            for src in ("a", "b"):
+                block = sheet_rows(model, Path(args.data), src, args.every, args.styles, args.seed)
+                rows += block
+                labels += [f"{name} {src.upper()}->{OTHER[src].upper()}"] + [""] * (len(block) - 1)
+        save_pil(make_grid(rows, labels=labels), args.out, overwrite=args.overwrite)
+    except UserError as e:
+        sys.exit(f"sample_sheet: {e}")
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
