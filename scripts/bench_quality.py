@@ -3,6 +3,8 @@
     --benchmark glyphs   AR PL UMing (Ming) -> AR PL UKai (Kai), 64 px grayscale (`vqi2i data glyphs`)
     --benchmark emoji    Noto Color Emoji -> Twemoji, 64 px RGB (`vqi2i data emoji`)
     --benchmark hei-kai  WenQuanYi Zen Hei (sans) -> AR PL UKai: a pair the recipe was not tuned on
+    --benchmark noto-emojione  Noto Color Emoji -> EmojiOne 2: the emoji recipe on a pair it was not tuned on
+                         (the PNGs of Debian's ruby-gemojione: apt-get install --no-install-recommends ruby-gemojione)
 
 Builds the data (training sets disjoint between the domains, the benchmark's default; a `paired` row gets
 its own copy with shared training sets), trains the domain classifier once, trains every requested row
@@ -72,6 +74,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                      ["model.style_vae=true", "loss.style_kl=0.1"], "disjoint"),
     "style-kl-1": ("recipe with variational style encoders, KL weight 1", ["model.style_vae=true", "loss.style_kl=1"],
                    "disjoint"),
+    "no-style-kl": ("recipe with plain style encoders (no style KL)", ["model.style_vae=false"], "disjoint"),
+    "adv-0.5-no-kl": ("the previous emoji recipe: adversarial weight 0.5, no style KL",
+                      ["loss.adv=0.5", "model.style_vae=false"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
@@ -209,6 +214,9 @@ def main() -> int:
         sys.exit(f"bench_quality: unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
 
     bench = BENCHMARKS[args.benchmark]
+    if args.benchmark == "noto-emojione" and not Path(EMOJIONE_PNGS).is_dir():
+        sys.exit(f"bench_quality: the EmojiOne PNGs are not installed ({EMOJIONE_PNGS}): "
+                 "apt-get install --no-install-recommends ruby-gemojione")
     out = (args.out or ROOT / "out" / f"bench_{args.benchmark}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
