@@ -43,6 +43,10 @@ def sheet_rows(model, data: Path, src: str, every: int, styles: int, seed: int) 
     files = list_images(data / f"test{src.upper()}")[::every]
     if not files:
         raise UserError(f"no test images in {data / f'test{src.upper()}'}")
+    missing = [f.name for f in files if not (data / f"test{dst.upper()}" / f.name).is_file()]
+    if missing:
+        truth_dir = data / f"test{dst.upper()}"
+        raise UserError(f"no ground truth {truth_dir / missing[0]} for test{src.upper()}/{missing[0]}")
     x = torch.stack([load_image(f, model.in_channels) for f in files])
     truth = [load_image(data / f"test{dst.upper()}" / f.name, model.in_channels) for f in files]
     _, z_q = model.encode_content(x)
@@ -54,7 +58,7 @@ def sheet_rows(model, data: Path, src: str, every: int, styles: int, seed: int) 
     return [[x[i], *(o[i] for o in outs), truth[i]] for i in range(len(files))]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="the benchmark's data folder (testA, testB)")
     p.add_argument("--runs", required=True, help="NAME=RUN,NAME=RUN: run folders or checkpoints")
@@ -63,8 +67,10 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", required=True, help="the sheet (PNG)")
     p.add_argument("--overwrite", action="store_true")
-    args = p.parse_args()
-    torch.manual_seed(args.seed)
+    args = p.parse_args(argv)
+    if args.every < 1 or args.styles < 1:
+        print("sample_sheet: --every and --styles must be at least 1", file=sys.stderr)
+        return 2
     try:
         rows, labels = [], []
         for name, run in parse_runs(args.runs):
@@ -75,7 +81,8 @@ def main() -> int:
                 labels += [f"{name} {src.upper()}->{OTHER[src].upper()}"] + [""] * (len(block) - 1)
         save_pil(make_grid(rows, labels=labels), args.out, overwrite=args.overwrite)
     except UserError as e:
-        sys.exit(f"sample_sheet: {e}")
+        print(f"sample_sheet: {e}", file=sys.stderr)
+        return 2
     print(args.out)
     return 0
 
