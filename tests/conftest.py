@@ -24,6 +24,16 @@ torch.set_num_threads(int(os.environ.get("VQI2I_TEST_THREADS", "1")))
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "configs" / "tiny.yaml"
 
+
+def load_script(name: str):
+    """scripts/NAME.py as a module, for testing a script's main() in-process."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 # the tiny run: 4 steps of batch 2, every step logged, checkpoints at steps 2 and 4, dead-code
 # restarts at steps 2 and 4 (so an interrupted run resumed at step 2 crosses one)
 TINY_RUN_OVERRIDES = (

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 from PIL import Image
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sample_sheet.py"
 
 
 @pytest.fixture(scope="module")
 def sheet():
-    spec = importlib.util.spec_from_file_location("sample_sheet", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("sample_sheet")
 
 
 def test_sheet_layout_and_seed(sheet, tiny_run, scenes_dir, tmp_path):

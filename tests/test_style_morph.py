@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 from PIL import Image, ImageSequence
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "style_morph.py"
 
 
 @pytest.fixture(scope="module")
 def morph():
-    spec = importlib.util.spec_from_file_location("style_morph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("style_morph")
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
