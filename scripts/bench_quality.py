@@ -67,7 +67,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "no-ema": ("recipe without the moving-average translator", ["train.ema=0"], "disjoint"),
     "batchnorm-disc": ("recipe with taming's batch-norm discriminator", ["disc.norm=batch"], "disjoint"),
     "f4": ("recipe with f = 4 (16x16 tokens)", ["model.ch_mult=[1,2,2]"], "disjoint"),
-    "adv-0.1": ("recipe with adversarial weight 0.1 (emoji64.yaml's own since this row)", ["loss.adv=0.1"], "disjoint"),
+    "adv-0.1": ("recipe with adversarial weight 0.1", ["loss.adv=0.1"], "disjoint"),
     "cycle": ("recipe plus the cycle-consistency L1 (weight 1)", ["loss.cycle=1"], "disjoint"),
     "codebook-1024": ("recipe with 1024 codes (10 bits a token instead of 7)", ["model.n_embed=1024"], "disjoint"),
     "style-kl-0.1": ("recipe with variational style encoders, KL weight 0.1",
