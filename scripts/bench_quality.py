@@ -77,6 +77,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "no-style-kl": ("recipe with plain style encoders (no style KL)", ["model.style_vae=false"], "disjoint"),
     "adv-0.5-no-kl": ("the previous emoji recipe: adversarial weight 0.5, no style KL",
                       ["loss.adv=0.5", "model.style_vae=false"], "disjoint"),
+    "recon-ssim": ("recipe plus a (1 - SSIM) reconstruction term, weight 1", ["loss.recon_ssim=1"], "disjoint"),
+    "wide-up": ("recipe with 64-channel decoder upsampling stages (32 in the recipe)", ["model.dec_up_ch=64"],
+                "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

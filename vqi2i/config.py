@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
         "dec_res_blocks": 2,  # AdaIN residual blocks before upsampling
         "mlp_dim": 128,  # hidden width of the style -> AdaIN parameter MLP
         "up_kernel": 5,  # conv kernel of the decoder's upsampling stages (MUNIT: 5)
+        "dec_up_ch": 32,  # least width of the decoder's upsampling stages (each halves dec_ch down to this)
     },
     "disc": {
         "ndf": 64,
@@ -73,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights
         "vgg_weights": None,  # local path to torchvision VGG16 weights (never downloaded)
         "gan_mode": "lsgan",  # lsgan | hinge
+        "recon_ssim": 0.0,  # (1 - SSIM) of reconstructions against their inputs, beside the L1: keeps thin strokes
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
         "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
@@ -205,7 +207,7 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"model.up_kernel must be odd, got {m.up_kernel}")
     if m.ch % 32:
         raise UserError(f"model.ch must be a multiple of 32 (the encoder's group norm), got {m.ch}")
-    for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks"):
+    for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks", "dec_up_ch"):
         if int(m[key]) < 1:
             raise UserError(f"model.{key} must be >= 1, got {m[key]}")
     if not 0.0 <= float(cfg.train.ema) < 1.0:

@@ -54,6 +54,7 @@ class AdaINDecoder(nn.Module):
         style_dim: int,
         mlp_dim: int,
         up_kernel: int = 5,
+        up_ch: int = 32,
     ):
         super().__init__()
         self.conv_in = nn.Conv2d(embed_dim, ch, 1)
@@ -61,7 +62,7 @@ class AdaINDecoder(nn.Module):
         up: list[nn.Module] = []
         c = ch
         for _ in range(n_up):
-            c_out = max(c // 2, 32)
+            c_out = max(c // 2, up_ch)  # halve per stage, never below up_ch
             up += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 nn.Conv2d(c, c_out, up_kernel, padding=up_kernel // 2, padding_mode="reflect"),

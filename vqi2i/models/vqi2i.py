@@ -40,7 +40,7 @@ class VQI2I(nn.Module):
         n_up = len(m.ch_mult) - 1
         self.decoders = nn.ModuleDict(
             {d: AdaINDecoder(m.embed_dim, m.in_channels, m.dec_ch, n_up, m.dec_res_blocks, m.style_dim, m.mlp_dim,
-                             m.up_kernel)
+                             m.up_kernel, m.dec_up_ch)
              for d in DOMAINS}
         )  # fmt: skip
         if self.variant == "multimodal":

@@ -34,6 +34,7 @@ from vqi2i.losses import (
     d_loss,
     feature_matching,
     g_loss,
+    ssim_loss,
 )
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
@@ -117,6 +118,8 @@ def generator_step(
         rec[d], trans_enc[d], trans_rand[d] = model.decode(z, s, d).split(n)
 
     terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
+    if L.recon_ssim > 0:
+        terms["recon_ssim"] = sum(ssim_loss(rec[d], x[d]) for d in ("a", "b"))
     if perceptual is not None:
         terms["perceptual"] = sum(perceptual(rec[d], x[d]) for d in ("a", "b"))
     if paired:  # the translation of a's content with b's own style must be b itself, and vice versa
@@ -160,6 +163,7 @@ def generator_step(
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
+        "recon_ssim": L.recon_ssim,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})
