@@ -56,7 +56,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
                "--classifier-steps", "20", "--num-samples", "3", "--no-progress", "--device", "cpu"])
     assert rc == 0
     stdout = capsys.readouterr().out
-    assert "| metric | A→B | B→A |" in stdout and "L1 to ground truth" in stdout
+    assert "| metric | A→B | B→A |" in stdout and "L1 to ground truth" in stdout and "content kept" in stdout
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["checkpoint"] == str(ckpt) and report["variant"] == "multimodal"
     assert report["ground_truth_pairs"] == 3 and report["num_test"] == {"a": 3, "b": 3}
@@ -65,6 +65,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
         assert 0 <= d["ground_truth"]["l1"] <= 1 and finite(d["ground_truth"]["psnr"])
         assert -1 <= d["ground_truth"]["ssim"] <= 1 and finite(d["identity"]["ssim"])
         assert 0 <= d["nearer_than_input"] <= 1
+        assert 0 <= d["retrieval"]["output"] <= 1 and 0 <= d["retrieval"]["identity"] <= 1
         assert 0 <= d["style_accuracy"] <= 1
         assert d["classifier_features"]["fd"] >= 0 and finite(d["classifier_features"]["kid"])
         assert d["diversity"]["pixel_l1"] > 0  # random styles change a multimodal model's output
@@ -109,6 +110,7 @@ def test_eval_without_ground_truth_skips_those_metrics_and_runs_the_rest(glyph_d
     assert report["ground_truth_pairs"] == 0 and "token_agreement" not in report["codebook"]
     for d in report["directions"].values():
         assert "ground_truth" not in d and "identity" not in d and "nearer_than_input" not in d
+        assert "retrieval" not in d
         assert finite(d["classifier_features"]["fd"]) and 0 <= d["style_accuracy"] <= 1
         assert d["inception"]["fd"] >= 0 and finite(d["inception"]["kid"])
         assert d["diversity"]["pixel_l1"] == 0.0  # the unimodal variant has one output per input

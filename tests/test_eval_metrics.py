@@ -218,3 +218,18 @@ def test_nearer_than_input_counts_outputs_that_moved_toward_the_target():
     assert metrics.nearer_than_input(metrics.paired_scores(source, target), identity) == 0.0  # a tie is not nearer
     half = torch.cat([target[:2], source[2:]])  # two outputs hit the target, two stay put
     assert metrics.nearer_than_input(metrics.paired_scores(half, target), identity) == 0.5
+
+
+def test_retrieval_accuracy_tells_its_own_item_from_a_well_styled_other_one():
+    torch.manual_seed(0)
+    targets = torch.rand(6, 3, 32, 32) * 2 - 1
+    assert metrics.retrieval_accuracy(targets, targets) == 1.0
+    shifted = torch.roll(targets, shifts=1, dims=-1) * 0.5  # moved a pixel, contrast halved: still its own
+    assert metrics.retrieval_accuracy(shifted, targets) == 1.0
+    swapped = targets[[1, 0, 2, 3, 4, 5]]  # two outputs are real images, but of each other's item
+    assert metrics.retrieval_accuracy(swapped, targets) == pytest.approx(4 / 6)
+    blank = torch.ones(6, 3, 32, 32)  # a blank output correlates with nothing: never counted as kept
+    blank[1] = targets[1]
+    assert metrics.retrieval_accuracy(blank, targets) == pytest.approx(1 / 6)
+    with pytest.raises(ValueError):
+        metrics.retrieval_accuracy(targets[:1], targets[:1])

@@ -220,6 +220,9 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
             result["ground_truth"] = {"pairs": len(test.pairs), **_mean(scores)}
             result["identity"] = _mean(identity)
             result["nearer_than_input"] = metrics.nearer_than_input(scores, identity)
+            if len(test.pairs) >= 2:  # is the output still its own item? (the input's own share beside it)
+                result["retrieval"] = {"output": metrics.retrieval_accuracy(fake[src_idx], gt),
+                                       "identity": metrics.retrieval_accuracy(x[src_idx], gt)}
             gt_index = dict(zip(src_idx.tolist(), dst_idx.tolist()))
         directions[f"{src}_to_{dst}"] = result
 

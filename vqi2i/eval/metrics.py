@@ -47,6 +47,31 @@ def nearer_than_input(pred_scores: dict[str, torch.Tensor], identity_scores: dic
     return float((pred_scores["ssim"] > identity_scores["ssim"]).float().mean())
 
 
+def retrieval_accuracy(pred: torch.Tensor, targets: torch.Tensor, sigma: float = 1.5) -> float:
+    """Content kept, in a way texture cannot fake: the share of outputs whose most correlated image among all
+    the ground truths is their own (pred[i]'s is targets[i]).
+
+    Correlation is Pearson's over the pixels of both images blurred with a Gaussian of `sigma` px, so a small
+    shift or a change of stroke width still matches its own item, while a well-styled output of another item
+    (a different character, another emoji) does not. Both are [N, C, H, W] in [-1, 1], N >= 2.
+    """
+    if pred.shape != targets.shape or pred.dim() != 4 or len(pred) < 2:
+        raise ValueError(f"pred and targets must both be [N>=2,C,H,W] of one shape, got {tuple(pred.shape)} "
+                         f"and {tuple(targets.shape)}")
+    from torchvision.transforms.functional import gaussian_blur
+
+    k = 2 * math.ceil(3 * sigma) + 1
+
+    def unit_rows(x: torch.Tensor) -> torch.Tensor:
+        v = gaussian_blur(x.detach().float(), [k, k], [sigma, sigma]).flatten(1)
+        v = v - v.mean(1, keepdim=True)
+        return v / v.norm(dim=1, keepdim=True).clamp_min(1e-8)  # a blank image correlates with nothing
+
+    corr = unit_rows(pred) @ unit_rows(targets).T  # [N, N]
+    others = corr.masked_fill(torch.eye(len(corr), dtype=torch.bool), float("-inf")).amax(1)
+    return float((corr.diagonal() > others).float().mean())  # strictly: a tie (a blank output) is not kept
+
+
 def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean [D] and covariance [D,D] (unbiased) of features [N,D], in float64."""
     f = features.detach().double()

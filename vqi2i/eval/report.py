@@ -37,6 +37,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         add("SSIM to ground truth ↑", lambda d: d["ground_truth"]["ssim"])
         add("  identity", lambda d: d["identity"]["ssim"])
         add("nearer the target than the input (SSIM) ↑", lambda d: d["nearer_than_input"])
+        add("content kept (own ground truth most correlated) ↑", lambda d: d["retrieval"]["output"])
+        add("  identity", lambda d: d["retrieval"]["identity"])
     add("style accuracy ↑", lambda d: d["style_accuracy"])
     add("FD, classifier features ↓", lambda d: d["classifier_features"]["fd"])
     add("  identity", lambda d: d["classifier_features"]["fd_identity"])
