@@ -80,6 +80,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "recon-ssim": ("recipe plus a (1 - SSIM) reconstruction term, weight 1", ["loss.recon_ssim=1"], "disjoint"),
     "wide-up": ("recipe with 64-channel decoder upsampling stages (32 in the recipe)", ["model.dec_up_ch=64"],
                 "disjoint"),
+    "shared-decoder": ("recipe with one decoder for both domains (per-domain AdaIN style MLPs)",
+                       ["model.shared_decoder=true"], "disjoint"),
     "f4-recon-ssim": ("recipe with f = 4 (16x16 tokens) and the (1 - SSIM) reconstruction term, weight 1",
                       ["model.ch_mult=[1,2,2]", "loss.recon_ssim=1"], "disjoint"),
     "previous-defaults": (

@@ -316,3 +316,26 @@ def test_decoder_upsampling_width():
     assert up_widths(narrow) == [32, 32, 32] and up_widths(wide) == [64, 64, 64]
     z, s = torch.randn(2, 16, 4, 4), torch.randn(2, 4)
     assert narrow(z, s).shape == wide(z, s).shape == (2, 3, 32, 32)
+
+
+def test_shared_decoder_shares_its_convolutions_and_trains_saves_and_resumes(tmp_path, make_tiny_cfg):
+    cfg = make_tiny_cfg("model.shared_decoder=true", "train.max_steps=4", "train.batch_size=2",
+                        "train.ckpt_every=2", "train.ema=0.9")
+    model = build_model(cfg)
+    a, b = model.decoders["a"], model.decoders["b"]
+    assert a.conv_out.weight is b.conv_out.weight and a.res[0].conv1.weight is b.res[0].conv1.weight
+    assert a.mlp[0].weight is not b.mlp[0].weight  # each domain keeps its own style -> AdaIN mapping
+    plain = build_model(make_tiny_cfg())
+    assert sum(p.numel() for p in model.parameters()) < sum(p.numel() for p in plain.parameters())
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(cfg, full, progress=False)
+    loaded, _ = load_model(full)
+    la, lb = loaded.decoders["a"], loaded.decoders["b"]
+    assert la.conv_out.weight is lb.conv_out.weight  # still one renderer after loading
+    sd = load_file(str(inference_weights(resolve_checkpoint(full))))
+    assert torch.equal(sd["decoders.a.conv_out.weight"], sd["decoders.b.conv_out.weight"])
+    assert torch.equal(la.conv_out.weight, sd["decoders.a.conv_out.weight"])
+    train(cfg, part, progress=False, stop_at=2)
+    train(cfg, part, resume=True, progress=False)
+    for name in (MODEL_FILE, EMA_FILE):
+        assert (resolve_checkpoint(part) / name).read_bytes() == (resolve_checkpoint(full) / name).read_bytes()

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
         "dec_res_blocks": 2,  # AdaIN residual blocks before upsampling
         "mlp_dim": 128,  # hidden width of the style -> AdaIN parameter MLP
         "up_kernel": 5,  # conv kernel of the decoder's upsampling stages (MUNIT: 5)
+        "shared_decoder": False,  # both domains' decoders share their convolutions (per-domain style MLPs)
         "dec_up_ch": 32,  # least width of the decoder's upsampling stages (each halves dec_ch down to this)
     },
     "disc": {

@@ -1,4 +1,5 @@
 """The VQ-I2I translator: shared content encoder + quantizer, per-domain style encoders and decoders.
+With model.shared_decoder the decoders share their convolutions and keep per-domain style MLPs.
 
 Translation a -> b: tokens = Q(E_c(x_a)); output = G_b(tokens, style), with the style encoded from a
 reference image of b (exemplar-guided) or drawn from N(0, I) (multimodal). The unimodal variant
@@ -43,6 +44,10 @@ class VQI2I(nn.Module):
                              m.up_kernel, m.dec_up_ch)
              for d in DOMAINS}
         )  # fmt: skip
+        if m.shared_decoder:  # one renderer for both domains: a token draws the same structure in either, and
+            # only the per-domain style MLPs (the AdaIN parameters) say which domain's look it gets
+            for part in ("conv_in", "res", "up", "conv_out"):
+                setattr(self.decoders["b"], part, getattr(self.decoders["a"], part))
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
                 {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae))
