@@ -158,6 +158,15 @@ def logged_minutes(run: Path) -> float:
     return total / 60
 
 
+def current_eval(report: Path, steps: int, seed: int) -> bool:
+    """Whether an eval.json scored the checkpoint at `steps` with `seed` and has every metric this version writes."""
+    if not report.is_file():
+        return False
+    r = json.loads(report.read_text())
+    return (r.get("step") == steps and r.get("seed") == seed
+            and all("retrieval" in d for d in r.get("directions", {}).values()) and bool(r.get("directions")))
+
+
 def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     """Identity first, then one line per row: ground-truth scores, content kept, style accuracy, diversity,
     token agreement."""
@@ -215,6 +224,9 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse", action="store_true",
                    help="keep a row's finished run (its checkpoint at --steps) instead of training it again")
+    p.add_argument("--reuse-eval", action="store_true",
+                   help="with --reuse: also keep a reused row's eval.json when it scored that final checkpoint "
+                        "with this version's metrics (evaluation is deterministic for a --seed)")
     p.add_argument("--label", default="cpu", help="names this table's block in docs (default: %(default)s)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = p.parse_args()
@@ -284,6 +296,9 @@ def main() -> int:
     for row in rows:
         kind = ROWS[row][2]
         report = out / row / "eval.json"
+        if args.reuse_eval and row in reused and current_eval(report, args.steps, args.seed):
+            reports[row] = json.loads(report.read_text())
+            continue
         times[f"eval_{row}"] = vqi2i("eval", "--checkpoint", str(out / row), "--data", str(data[kind]), "--out",
                                      str(report), "--device", args.device, "--seed", str(args.seed), "--overwrite",
                                      "--no-progress", log=log, threads=threads)

@@ -28,9 +28,11 @@ TINY_CONFIG = ROOT / "configs" / "tiny.yaml"
 def load_script(name: str):
     """scripts/NAME.py as a module, for testing a script's main() in-process."""
     import importlib.util
+    import sys
 
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the script runs
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,40 @@
+"""scripts/bench_quality.py's pieces that decide what a table shows: which evaluations may be reused, and
+the table itself (identity row, the content-kept columns)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import load_script
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_script("bench_quality")
+
+
+def _report(step=1500, seed=0, retrieval=True):
+    d = {"ground_truth": {"ssim": 0.5, "l1": 0.1}, "identity": {"ssim": 0.4, "l1": 0.2}, "nearer_than_input": 0.6,
+         "style_accuracy": 0.9, "diversity": {"pixel_l1": 0.01}}
+    if retrieval:
+        d["retrieval"] = {"output": 0.3, "identity": 0.5}
+    return {"step": step, "seed": seed, "directions": {"a_to_b": d, "b_to_a": d}, "codebook": {}}
+
+
+def test_an_evaluation_is_reused_only_for_the_same_checkpoint_seed_and_metrics(bench, tmp_path):
+    path = tmp_path / "eval.json"
+    assert not bench.current_eval(path, 1500, 0)  # none yet
+    path.write_text(json.dumps(_report()))
+    assert bench.current_eval(path, 1500, 0)
+    assert not bench.current_eval(path, 500, 0) and not bench.current_eval(path, 1500, 1)
+    path.write_text(json.dumps(_report(retrieval=False)))  # written before the content-kept metric
+    assert not bench.current_eval(path, 1500, 0)
+
+
+def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
+    lines = bench.table({"recipe": _report()}, {"recipe": 30.0}).splitlines()
+    assert "kept A→B" in lines[0] and lines[0].count("|") == lines[1].count("|")
+    identity, row = lines[2].split(" | "), lines[3].split(" | ")
+    assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
+    assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
