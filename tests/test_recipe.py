@@ -159,6 +159,32 @@ def test_recipe_run_trains_saves_and_resumes_exactly(tmp_path, make_tiny_cfg):
         assert (final / name).read_bytes() == (ckpt / name).read_bytes(), name
 
 
+def _train_batch(cfg) -> dict[str, torch.Tensor]:
+    """The first four training images of each domain, unaugmented."""
+    from vqi2i.data import build_dataset
+
+    ds = build_dataset(cfg.data, "train", train=False, seed=0)
+    return {d: torch.stack([ds[i][d] for i in range(4)]) for d in "ab"}
+
+
+def _generator_steps(model, cfg, x, check, steps: int = 30, clip: float | None = None):
+    """`steps` generator-only steps on one batch, the same random styles at every step; `check(out)` sees each
+    step's output. Returns the model in eval mode."""
+    from vqi2i.train.trainer import generator_step
+
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    for _ in range(steps):
+        torch.manual_seed(1)  # the same random styles in every run
+        out = generator_step(model, None, x, cfg, None, adversarial=False, paired=False)
+        check(out)
+        opt.zero_grad()
+        out.loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+    return model.eval()
+
+
 def _cycle_error(model, x) -> float:
     """L1 of a -> b -> a and b -> a -> b with each source's own style (what loss.cycle measures)."""
     with torch.no_grad():
@@ -173,26 +199,17 @@ def _cycle_error(model, x) -> float:
 def test_cycle_term_brings_translations_back(make_tiny_cfg, scenes_dir):
     """The same few generator steps from the same start, with the cycle term weighted up or off: with it the
     round trip a -> b -> a returns nearer the input. The quantizer does not count the round trip's codes."""
-    from vqi2i.data import build_dataset
-    from vqi2i.train.trainer import generator_step
-
     errors = {}
     for weight in (0.0, 5.0):
         cfg = make_tiny_cfg(f"loss.cycle={weight}")
-        ds = build_dataset(cfg.data, "train", train=False, seed=0)
-        x = {d: torch.stack([ds[i][d] for i in range(4)]) for d in "ab"}
+        x = _train_batch(cfg)
         torch.manual_seed(0)
         model = build_model(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-        for _ in range(30):
-            torch.manual_seed(1)  # the same random styles in both runs
-            out = generator_step(model, None, x, cfg, None, adversarial=False, paired=False)
+
+        def check(out, weight=weight):
             assert ("cycle" in out.terms) == (weight > 0)
-            opt.zero_grad()
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        errors[weight] = _cycle_error(model.eval(), x)
+
+        errors[weight] = _cycle_error(_generator_steps(model, cfg, x, check, clip=1.0), x)
         usage = model.quantizer.usage.sum().item()
         assert usage == 30 * 2 * 4 * (32 // model.factor) ** 2  # only the real images' tokens were counted
     assert errors[5.0] < 0.9 * errors[0.0]
@@ -224,28 +241,22 @@ def _style_spread(model, x) -> float:
 def test_style_kl_pulls_encoded_styles_to_the_prior(make_tiny_cfg, scenes_dir):
     """The same generator steps from the same start with the KL weighted up or off: with it the encoded
     styles sit near N(0, I)'s centre, the term is logged, and a plain model has no such term."""
-    from vqi2i.data import build_dataset
     from vqi2i.train.trainer import generator_step
 
     spread = {}
     for weight in (0.0, 1.0):
         cfg = make_tiny_cfg("model.style_vae=true", f"loss.style_kl={weight}")
-        ds = build_dataset(cfg.data, "train", train=False, seed=0)
-        x = {d: torch.stack([ds[i][d] for i in range(4)]) for d in "ab"}
+        x = _train_batch(cfg)
         torch.manual_seed(0)
         model = build_model(cfg)
         with torch.no_grad():  # start far from the prior, as an unregularised encoder drifts
             for d in "ab":
                 model.style_encoders[d].head.bias.fill_(3.0)
-        opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-        for _ in range(30):
-            torch.manual_seed(1)
-            out = generator_step(model, None, x, cfg, None, adversarial=False, paired=False)
+
+        def check(out):
             assert out.terms["style_kl"] >= 0
-            opt.zero_grad()
-            out.loss.backward()
-            opt.step()
-        spread[weight] = _style_spread(model.eval(), x)
+
+        spread[weight] = _style_spread(_generator_steps(model, cfg, x, check), x)
     assert spread[1.0] < 0.5 * spread[0.0]
     plain = make_tiny_cfg()
     out = generator_step(build_model(plain), None, x, plain, None, adversarial=False, paired=False)
@@ -283,25 +294,17 @@ def _recon_ssim(model, x) -> float:
 def test_recon_ssim_term_raises_the_reconstructions_ssim(make_tiny_cfg, scenes_dir):
     """The same generator steps from the same start with the structural term weighted up or off: with it the
     reconstructions are structurally nearer their inputs, and the term is logged only when on."""
-    from vqi2i.data import build_dataset
-    from vqi2i.train.trainer import generator_step
-
     score = {}
     for weight in (0.0, 5.0):
         cfg = make_tiny_cfg(f"loss.recon_ssim={weight}")
-        ds = build_dataset(cfg.data, "train", train=False, seed=0)
-        x = {d: torch.stack([ds[i][d] for i in range(4)]) for d in "ab"}
+        x = _train_batch(cfg)
         torch.manual_seed(0)
         model = build_model(cfg)
-        opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-        for _ in range(30):
-            torch.manual_seed(1)
-            out = generator_step(model, None, x, cfg, None, adversarial=False, paired=False)
+
+        def check(out, weight=weight):
             assert ("recon_ssim" in out.terms) == (weight > 0)
-            opt.zero_grad()
-            out.loss.backward()
-            opt.step()
-        score[weight] = _recon_ssim(model.eval(), x)
+
+        score[weight] = _recon_ssim(_generator_steps(model, cfg, x, check), x)
     assert score[5.0] > score[0.0] + 0.05
 
 
