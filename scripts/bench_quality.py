@@ -84,6 +84,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                        ["model.shared_decoder=true"], "disjoint"),
     "f4-recon-ssim": ("recipe with f = 4 (16x16 tokens) and the (1 - SSIM) reconstruction term, weight 1",
                       ["model.ch_mult=[1,2,2]", "loss.recon_ssim=1"], "disjoint"),
+    "paired-f4": ("paired ceiling at f = 4 (16x16 tokens)", ["data.kind=paired", "model.ch_mult=[1,2,2]"], "shared"),
+    "f4-adv-0.3": ("recipe with f = 4 (16x16 tokens) and adversarial weight 0.3",
+                   ["model.ch_mult=[1,2,2]", "loss.adv=0.3"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
@@ -165,6 +168,24 @@ def current_eval(report: Path, steps: int, seed: int) -> bool:
     r = json.loads(report.read_text())
     return (r.get("step") == steps and r.get("seed") == seed
             and all("retrieval" in d for d in r.get("directions", {}).values()) and bool(r.get("directions")))
+
+
+def config_drift(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Settings where a reused run's saved config differs from what its row would train now ("key: run X, now Y"),
+    training-only bookkeeping (run name, device, checkpoint and logging cadence) left out."""
+    ignore = {"name", "train.device", "train.ckpt_every", "train.log_every", "train.image_every",
+              "train.keep_checkpoints", "train.tensorboard"}
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        where = f"{prefix}{key}"
+        a, b = saved.get(key), wanted.get(key)
+        if where in ignore:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_drift(a, b, where + ".")
+        elif a != b:
+            out.append(f"{where}: run {a}, now {b}")
+    return out
 
 
 def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
@@ -280,6 +301,19 @@ def main() -> int:
 
     queue = [r for r in rows if not done(r)]
     reused = [r for r in rows if r not in queue]
+    from omegaconf import OmegaConf
+
+    from vqi2i.config import from_yaml_text, load_config
+
+    drift = {}  # a reused run trained with settings its row no longer has (the config file changed since)
+    for row in reused:
+        ov = [i for i in train_cmd(row) if "=" in i] + [f"train.device={args.device}", f"train.seed={args.seed}"]
+        saved = (out / row / "checkpoints" / f"step-{args.steps:07d}" / "config.yaml").read_text()
+        diff = config_drift(OmegaConf.to_container(from_yaml_text(saved)),
+                            OmegaConf.to_container(load_config(ROOT / bench.config, ov)))
+        if diff:
+            drift[row] = diff
+            print(f"note: the reused run of row {row!r} differs from the row's config now: {'; '.join(diff)}")
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     while queue or running:
         while queue and len(running) < args.jobs:
@@ -305,15 +339,13 @@ def main() -> int:
         reports[row] = json.loads(report.read_text())
     total = time.perf_counter() - t_all
 
-    from omegaconf import OmegaConf
-
     batch = args.batch_size or int(OmegaConf.load(ROOT / bench.config).train.batch_size)
     manifest = next(iter(sorted(data["disjoint" if "disjoint" in needed else "shared"].glob("*.json"))), None)
     counts = json.loads(manifest.read_text()) if manifest else {}
     minutes = {r: times[f"train_{r}"] / 60 if f"train_{r}" in times else logged_minutes(out / r) for r in rows}
     summary = {
         "benchmark": args.benchmark, "machine": machine(), "device": args.device, "steps": args.steps,
-        "batch_size": batch, "rows": {r: ROWS[r][0] for r in rows}, "data": counts,
+        "batch_size": batch, "rows": {r: ROWS[r][0] for r in rows}, "data": counts, "config_drift": drift,
         "wall_s": {k: round(v, 1) for k, v in times.items()} | {"total": round(total, 1)},
         "results": {r: {"directions": rep["directions"], "codebook": rep["codebook"],
                         "classifier_test_accuracy": rep["classifier"]["test_accuracy"]}
@@ -325,10 +357,12 @@ def main() -> int:
     block = "\n".join([
         f"### {args.benchmark}, {args.label}: {args.steps} steps per row, batch {batch}",
         "",
-        f"{bench.what}. Machine: {summary['machine']}; device {args.device}; {args.jobs} row(s) trained at once, "
-        f"{args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all"
+        f"{bench.what}. Machine: {summary['machine']}; device {args.device}; up to {args.jobs} row(s) trained at "
+        f"once by this command, {args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all"
         + (f" (rows reused from earlier runs with --reuse: {', '.join(reused)}; their train min comes from their "
-           "logs)." if reused else "."),
+           "logs and includes whatever else shared the machine then)." if reused else "."),
+        *([("Reused runs trained with settings their row no longer has (the config file changed since): "
+            + "; ".join(f"**{r}**: {', '.join(d)}" for r, d in drift.items()) + ".")] if drift else []),
         f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} --rows {','.join(rows)} "
         f"--steps {args.steps} --label {args.label}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "")

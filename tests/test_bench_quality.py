@@ -38,3 +38,12 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     identity, row = lines[2].split(" | "), lines[3].split(" | ")
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
+
+
+def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
+    saved = {"name": "old", "loss": {"adv": 0.1, "recon_ssim": 0.0}, "train": {"seed": 0, "ckpt_every": 250}}
+    wanted = {"name": "new", "loss": {"adv": 0.1, "recon_ssim": 1.0}, "train": {"seed": 0, "ckpt_every": 1500}}
+    assert bench.config_drift(saved, wanted) == ["loss.recon_ssim: run 0.0, now 1.0"]
+    assert bench.config_drift(wanted, wanted) == []
+    assert bench.config_drift({"model": {"ch_mult": [1, 2, 2]}}, {"model": {"ch_mult": [1, 2, 2, 2]}}) == [
+        "model.ch_mult: run [1, 2, 2], now [1, 2, 2, 2]"]
