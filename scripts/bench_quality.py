@@ -167,7 +167,8 @@ def current_eval(report: Path, steps: int, seed: int) -> bool:
         return False
     r = json.loads(report.read_text())
     return (r.get("step") == steps and r.get("seed") == seed
-            and all("retrieval" in d for d in r.get("directions", {}).values()) and bool(r.get("directions")))
+            and all("retrieval" in d for d in r.get("directions", {}).values()) and bool(r.get("directions"))
+            and all("kept" in r.get("reconstruction", {}).get(d, {}) for d in "ab"))
 
 
 def config_drift(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -193,13 +194,14 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     token agreement."""
     dirs = ("a_to_b", "b_to_a")
     head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | kept A→B ↑ | kept B→A ↑ | L1 A→B ↓ | "
-            "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | train min |")
-    lines = [head, "|" + " --- |" + " ---: |" * 14]
+            "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | "
+            "recon. kept A / B | train min |")
+    lines = [head, "|" + " --- |" + " ---: |" * 15]
     first = next(iter(reports.values()))
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
         + [fmt(_get(first, d, "identity", "l1")) for d in dirs]
-    lines.append("| identity (no translation) | " + " | ".join(ident) + " | – | – | 0 | 0 | – | – |")
+    lines.append("| identity (no translation) | " + " | ".join(ident) + " | – | – | 0 | 0 | – | – | – |")
     for name, r in reports.items():
         cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
         cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
@@ -207,7 +209,8 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         cells += [fmt(_get(r, d, "ground_truth", "l1")) for d in dirs]
         cells += [fmt(_get(r, d, "style_accuracy"), 2) for d in dirs]
         cells += [fmt(_get(r, d, "diversity", "pixel_l1"), 4) for d in dirs]
-        cells += [fmt(r["codebook"].get("token_agreement")), f"{minutes.get(name, 0):.1f}"]
+        rec = [fmt(r.get("reconstruction", {}).get(d, {}).get("kept"), 2) for d in "ab"]
+        cells += [fmt(r["codebook"].get("token_agreement")), " / ".join(rec), f"{minutes.get(name, 0):.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -372,7 +375,8 @@ def main() -> int:
         f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
         f"their ground truth than their own input; kept = share of outputs whose most correlated test ground truth "
         f"(images blurred, sigma 1.5 px) is their own, the content-kept check texture cannot fake; "
-        f"diversity = mean pairwise pixel L1 between 4 random styles.",
+        f"diversity = mean pairwise pixel L1 between 4 random styles; recon. kept = content kept by the codec's own "
+        f"reconstructions (each domain's test images against themselves): how much of each item the tokens hold.",
         f"Sample sheets: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/<row>/eval-samples.png`.",
         "",
         table(reports, minutes),

@@ -19,7 +19,9 @@ def _report(step=1500, seed=0, retrieval=True):
          "style_accuracy": 0.9, "diversity": {"pixel_l1": 0.01}}
     if retrieval:
         d["retrieval"] = {"output": 0.3, "identity": 0.5}
-    return {"step": step, "seed": seed, "directions": {"a_to_b": d, "b_to_a": d}, "codebook": {}}
+    rec = {"a": {"ssim": 0.7, "kept": 0.9}, "b": {"ssim": 0.7, "kept": 0.8}} if retrieval else {"a": {}, "b": {}}
+    return {"step": step, "seed": seed, "directions": {"a_to_b": d, "b_to_a": d}, "codebook": {},
+            "reconstruction": rec}
 
 
 def test_an_evaluation_is_reused_only_for_the_same_checkpoint_seed_and_metrics(bench, tmp_path):
@@ -38,6 +40,7 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     identity, row = lines[2].split(" | "), lines[3].split(" | ")
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
+    assert row[-2] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):

@@ -182,7 +182,10 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         parts = _batched(step, n, opt.batch_size, f"translating {src}->{dst}", opt.progress)
         tokens[src] = torch.cat([p[0] for p in parts])
         fake = torch.cat([p[1] for p in parts]).clamp(-1, 1)
-        recon[src] = _mean(metrics.paired_scores(torch.cat([p[2] for p in parts]).clamp(-1, 1), x))
+        rec = torch.cat([p[2] for p in parts]).clamp(-1, 1)
+        recon[src] = _mean(metrics.paired_scores(rec, x))
+        if n >= 2:  # the codec's own bar for content kept: is a reconstruction still its own item?
+            recon[src]["kept"] = metrics.retrieval_accuracy(rec, x)
 
         # diversity: several random styles for the first inputs (those with ground truth first)
         order = [i for i, _ in test.pairs] if src == "a" else [j for _, j in test.pairs]

@@ -52,6 +52,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
     rec = report.get("reconstruction", {})
     rows.append(("reconstruction L1 (a→a, b→b) ↓", _fmt(rec.get("a", {}).get("l1")),
                  _fmt(rec.get("b", {}).get("l1"))))
+    if "kept" in rec.get("a", {}):
+        rows.append(("reconstruction content kept ↑", _fmt(rec["a"]["kept"], 2), _fmt(rec["b"]["kept"], 2)))
     return rows
 
 
