@@ -87,6 +87,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "paired-f4": ("paired ceiling at f = 4 (16x16 tokens)", ["data.kind=paired", "model.ch_mult=[1,2,2]"], "shared"),
     "f4-adv-0.3": ("recipe with f = 4 (16x16 tokens) and adversarial weight 0.3",
                    ["model.ch_mult=[1,2,2]", "loss.adv=0.3"], "disjoint"),
+    "mode-seek": ("recipe plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1",
+                  ["loss.mode_seek=1"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

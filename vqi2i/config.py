@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
         "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
+        "mode_seek": 0.0,  # mode seeking (multimodal): two styles of one content must give visibly different images
+        "mode_seek_target": 0.1,  # ... until their pixel L1 per unit of style L1 reaches this (a hinge)
     },
     "train": {
         "seed": 0,

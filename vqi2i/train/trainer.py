@@ -144,6 +144,15 @@ def generator_step(
             style.append(F.l1_loss(s_hat, torch.cat([own_style[d].detach(), rand_style[d]])))
         terms["style"] = sum(style)
 
+        if L.mode_seek > 0:  # mode seeking (MSGAN, DRIT++): two styles of one content must give two images, the
+            # pixel distance per unit of style distance pushed up to mode_seek_target (a hinge: bounded, and off
+            # once reached, so it cannot grow into noise)
+            terms["mode_seek"] = 0.0
+            for d in ("a", "b"):
+                ratio = (trans_enc[d] - trans_rand[d]).abs().flatten(1).mean(1) \
+                    / (own_style[d].detach() - rand_style[d]).abs().mean(1).clamp_min(1e-3)
+                terms["mode_seek"] = terms["mode_seek"] + F.relu(L.mode_seek_target - ratio).mean()
+
     fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
     if adversarial:
         terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
@@ -163,7 +172,7 @@ def generator_step(
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim,
+        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})
