@@ -87,6 +87,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "paired-f4": ("paired ceiling at f = 4 (16x16 tokens)", ["data.kind=paired", "model.ch_mult=[1,2,2]"], "shared"),
     "f4-adv-0.3": ("recipe with f = 4 (16x16 tokens) and adversarial weight 0.3",
                    ["model.ch_mult=[1,2,2]", "loss.adv=0.3"], "disjoint"),
+    "lowpass": ("recipe plus the low-pass term: translation and source average-pooled to 8x8, L1, weight 1",
+                ["loss.lowpass=1"], "disjoint"),
     "mode-seek": ("recipe plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1",
                   ["loss.mode_seek=1"], "disjoint"),
     "previous-defaults": (

@@ -139,3 +139,5 @@ def test_unknown_config_keys_are_named(tmp_path):
         load_config(bad)
     with pytest.raises(UserError, match="not one of"):
         load_config(TINY_CONFIG, ["model.variant=bimodal"])
+    with pytest.raises(UserError, match="loss.lowpass_size must be >= 1"):
+        load_config(TINY_CONFIG, ["loss.lowpass_size=0"])

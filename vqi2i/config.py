@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
         "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
+        "lowpass": 0.0,  # L1 between a translation and its source, both average-pooled: coarse layout and colours kept
+        "lowpass_size": 8,  # ... to this many cells a side
         "mode_seek": 0.0,  # mode seeking (multimodal): two styles of one content must give visibly different images
         "mode_seek_target": 0.1,  # ... until their pixel L1 per unit of style L1 reaches this (a hinge)
     },
@@ -213,6 +215,8 @@ def validate(cfg: DictConfig) -> None:
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks", "dec_up_ch"):
         if int(m[key]) < 1:
             raise UserError(f"model.{key} must be >= 1, got {m[key]}")
+    if int(cfg.loss.lowpass_size) < 1:
+        raise UserError(f"loss.lowpass_size must be >= 1 (cells a side), got {cfg.loss.lowpass_size}")
     if not 0.0 <= float(cfg.train.ema) < 1.0:
         raise UserError(f"train.ema must be in [0, 1) (0 turns the average off), got {cfg.train.ema}")
     if int(cfg.train.batch_size) < 1 or int(cfg.train.max_steps) < 1:

@@ -125,6 +125,13 @@ def generator_step(
     if paired:  # the translation of a's content with b's own style must be b itself, and vice versa
         terms["paired"] = sum(F.l1_loss(trans_enc[d], x[d]) for d in ("a", "b"))
 
+    if L.lowpass > 0:  # a translation keeps its source's coarse layout and colours: both average-pooled to a
+        # lowpass_size grid (in image space, so the encoder cannot collude as it can in the content regression)
+        size = int(L.lowpass_size)
+        terms["lowpass"] = sum(
+            F.l1_loss(F.adaptive_avg_pool2d(torch.cat([trans_enc[d], trans_rand[d]]), size),
+                      F.adaptive_avg_pool2d(x[OTHER[d]], size).repeat(2, 1, 1, 1))
+            for d in ("a", "b"))
     # content regression: a translation keeps the content it was made from (checked on the
     # random-style translations, as MUNIT does; the decoder is the same for encoded styles)
     content_of_trans = {d: model.content_features(trans_rand[d]) for d in ("a", "b")}
@@ -172,7 +179,7 @@ def generator_step(
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek,
+        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})
