@@ -175,22 +175,29 @@ def current_eval(report: Path, steps: int, seed: int) -> bool:
             and all("kept" in r.get("reconstruction", {}).get(d, {}) for d in "ab"))
 
 
-def config_drift(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """Settings where a reused run's saved config differs from what its row would train now ("key: run X, now Y"),
-    training-only bookkeeping (run name, device, checkpoint and logging cadence) left out."""
-    ignore = {"name", "train.device", "train.ckpt_every", "train.log_every", "train.image_every",
-              "train.keep_checkpoints", "train.tensorboard"}
-    out = []
-    for key in sorted(set(saved) | set(wanted)):
-        where = f"{prefix}{key}"
-        a, b = saved.get(key), wanted.get(key)
-        if where in ignore:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_drift(a, b, where + ".")
-        elif a != b:
-            out.append(f"{where}: run {a}, now {b}")
+# settings that do not change what is learnt: left out when a reused run's config is compared with its recipe
+NEUTRAL = {"name", "data.root", "train.ckpt_every", "train.image_every", "train.log_every", "train.device",
+           "train.keep_checkpoints", "train.tensorboard", "codec.path", "data.cache_dir"}
+
+
+def flat(d: dict, prefix: str = "") -> dict[str, object]:
+    """A nested mapping as {"dotted.key": value}."""
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat(v, key + "."))
+        else:
+            out[key] = v
     return out
+
+
+def config_drift(saved: dict, wanted: dict) -> list[str]:
+    """The dotted keys where a finished run's saved config differs from what its recipe would train now; NEUTRAL
+    is left out. Only the saved keys are compared: complete an older config with today's defaults first
+    (`vqi2i.config.from_yaml_text`), so that an option added since counts with the default the run used."""
+    have, want = flat(saved), flat(wanted)
+    return sorted(k for k in have if k not in NEUTRAL and want.get(k) != have[k])
 
 
 def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
@@ -315,9 +322,10 @@ def main() -> int:
     drift = {}  # a reused run trained with settings its row no longer has (the config file changed since)
     for row in reused:
         ov = [i for i in train_cmd(row) if "=" in i] + [f"train.device={args.device}", f"train.seed={args.seed}"]
-        saved = (out / row / "checkpoints" / f"step-{args.steps:07d}" / "config.yaml").read_text()
-        diff = config_drift(OmegaConf.to_container(from_yaml_text(saved)),
-                            OmegaConf.to_container(load_config(ROOT / bench.config, ov)))
+        saved = OmegaConf.to_container(from_yaml_text(
+            (out / row / "checkpoints" / f"step-{args.steps:07d}" / "config.yaml").read_text()), resolve=True)
+        wanted = OmegaConf.to_container(load_config(ROOT / bench.config, ov), resolve=True)
+        diff = [f"{k}: run {flat(saved)[k]}, now {flat(wanted).get(k)}" for k in config_drift(saved, wanted)]
         if diff:
             drift[row] = diff
             print(f"note: the reused run of row {row!r} differs from the row's config now: {'; '.join(diff)}")

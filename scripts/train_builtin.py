@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_quality import logged_minutes, machine, vqi2i  # noqa: E402  (same folder)
+from bench_quality import config_drift, flat, logged_minutes, machine, vqi2i  # noqa: E402  (same folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 1500
@@ -34,9 +34,6 @@ SEED = 0
 EXAMPLES = 4  # per domain
 # the quality issue's recipe terms, for configs that do not carry them yet (scenes64)
 RECIPE = ["disc.norm=spectral", "loss.adv=0.5", "loss.feat_match=1.0", "loss.content_adv=1.0", "train.ema=0.995"]
-# settings that do not change what is learnt: left out when a reused run's config is compared
-NEUTRAL = {"name", "data.root", "train.ckpt_every", "train.image_every", "train.log_every", "train.device",
-           "codec.path", "data.cache_dir"}
 WEIGHTS_LICENSE = "MIT (the weights, like the code)"
 WALL_FILE = "train_wall_s.json"
 
@@ -83,17 +80,6 @@ SPECS: dict[str, Spec] = {
 }
 
 
-def flat(d: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def train_args(name: str, spec: Spec, work: Path) -> list[str]:
     run = work / name
     if spec.kind == "prior":
@@ -120,10 +106,17 @@ def resolved_config(name: str, spec: Spec, work: Path) -> dict:
 
 
 def check_same_recipe(name: str, spec: Spec, work: Path, ckpt: Path) -> None:
-    want = flat(resolved_config(name, spec, work))
-    have = flat(yaml.safe_load((ckpt / "config.yaml").read_text()))
-    # a key the run's config lacks is an option added since, whose default keeps what was computed
-    diff = sorted(k for k in set(want) | set(have) if k not in NEUTRAL and k in have and want.get(k) != have.get(k))
+    text, recipe = (ckpt / "config.yaml").read_text(), resolved_config(name, spec, work)
+    if spec.kind == "translator":  # options added since the run count with the defaults it was trained with
+        from omegaconf import OmegaConf
+
+        from vqi2i.config import from_yaml_text
+
+        saved = OmegaConf.to_container(from_yaml_text(text), resolve=True)
+    else:
+        saved = yaml.safe_load(text)
+    want, have = flat(recipe), flat(saved)
+    diff = config_drift(saved, recipe)
     # a prior's config gains fields from its codec when trained (vocab size, grid, codec id): compare the rest
     if spec.kind == "prior":
         diff = [k for k in diff if k in want and want[k] is not None]
