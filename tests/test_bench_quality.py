@@ -41,6 +41,9 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
     assert row[-2] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
+    older = _report()
+    older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before that bar existed
+    assert bench.table({"recipe": older}, {}).splitlines()[3].split(" | ")[-2] == "– / –"
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
