@@ -91,6 +91,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                 ["loss.lowpass=1"], "disjoint"),
     "mode-seek": ("recipe plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1",
                   ["loss.mode_seek=1"], "disjoint"),
+    "lowpass-mode-seek": ("recipe plus the low-pass term and mode seeking, both weight 1",
+                          ["loss.lowpass=1", "loss.mode_seek=1"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
