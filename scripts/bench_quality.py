@@ -327,7 +327,8 @@ def main() -> int:
         saved = OmegaConf.to_container(from_yaml_text(
             (out / row / "checkpoints" / f"step-{args.steps:07d}" / "config.yaml").read_text()), resolve=True)
         wanted = OmegaConf.to_container(load_config(ROOT / bench.config, ov), resolve=True)
-        diff = [f"{k}: run {flat(saved)[k]}, now {flat(wanted).get(k)}" for k in config_drift(saved, wanted)]
+        have, want = flat(saved), flat(wanted)
+        diff = [f"{k}: run {have[k]}, now {want.get(k)}" for k in config_drift(saved, wanted)]
         if diff:
             drift[row] = diff
             print(f"note: the reused run of row {row!r} differs from the row's config now: {'; '.join(diff)}")
