@@ -91,6 +91,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                 ["loss.lowpass=1"], "disjoint"),
     "mode-seek": ("recipe plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1",
                   ["loss.mode_seek=1"], "disjoint"),
+    "hue": ("recipe plus random hue rotation of the training images (any hue): colours must be read from the image",
+            ["data.hue=0.5"], "disjoint"),
     "lowpass-mode-seek": ("recipe plus the low-pass term and mode seeking, both weight 1",
                           ["loss.lowpass=1", "loss.mode_seek=1"], "disjoint"),
     "previous-defaults": (

@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
         "size": 64,  # resize the shorter side to this ('none' keeps native size)
         "crop": 64,
         "flip": True,
+        "hue": 0.0,  # random hue rotation of training images, up to this fraction of a turn either way (0: off)
         "channels": 3,
         "num_workers": 0,
     },
