@@ -210,13 +210,15 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     dirs = ("a_to_b", "b_to_a")
     head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | kept A→B ↑ | kept B→A ↑ | L1 A→B ↓ | "
             "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | "
-            "recon. kept A / B | train min |")
-    lines = [head, "|" + " --- |" + " ---: |" * 15]
+            "recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | train min |")
+    lines = [head, "|" + " --- |" + " ---: |" * 17]
     first = next(iter(reports.values()))
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
         + [fmt(_get(first, d, "identity", "l1")) for d in dirs]
-    lines.append("| identity (no translation) | " + " | ".join(ident) + " | – | – | 0 | 0 | – | – | – |")
+    ident_colour = " / ".join(fmt(_get(first, d, "identity", "coarse_l1")) for d in dirs)
+    lines.append("| identity (no translation) | " + " | ".join(ident)
+                 + f" | – | – | 0 | 0 | – | – | {ident_colour} | – | – |")
     for name, r in reports.items():
         cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
         cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
@@ -224,8 +226,11 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         cells += [fmt(_get(r, d, "ground_truth", "l1")) for d in dirs]
         cells += [fmt(_get(r, d, "style_accuracy"), 2) for d in dirs]
         cells += [fmt(_get(r, d, "diversity", "pixel_l1"), 4) for d in dirs]
-        rec = [fmt(r.get("reconstruction", {}).get(d, {}).get("kept"), 2) for d in "ab"]
-        cells += [fmt(r["codebook"].get("token_agreement")), " / ".join(rec), f"{minutes.get(name, 0):.1f}"]
+        rec = r.get("reconstruction", {})
+        kept = " / ".join(fmt(rec.get(d, {}).get("kept"), 2) for d in "ab")
+        colour = " / ".join(fmt(_get(r, d, "ground_truth", "coarse_l1")) for d in dirs)
+        rec_colour = " / ".join(fmt(rec.get(d, {}).get("coarse_l1")) for d in "ab")
+        cells += [fmt(r["codebook"].get("token_agreement")), kept, colour, rec_colour, f"{minutes.get(name, 0):.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -393,7 +398,9 @@ def main() -> int:
         f"their ground truth than their own input; kept = share of outputs whose most correlated test ground truth "
         f"(images blurred, sigma 1.5 px) is their own, the content-kept check texture cannot fake; "
         f"diversity = mean pairwise pixel L1 between 4 random styles; recon. kept = content kept by the codec's own "
-        f"reconstructions (each domain's test images against themselves): how much of each item the tokens hold.",
+        f"reconstructions (each domain's test images against themselves): how much of each item the tokens hold; "
+        f"colour err. = L1 between images average-pooled to 8×8 cells (colour and layout, blind to fine detail), "
+        f"of the translations against their ground truth and of the reconstructions against their inputs.",
         f"Sample sheets: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/<row>/eval-samples.png`.",
         "",
         table(reports, minutes),

@@ -15,11 +15,13 @@ def bench():
 
 
 def _report(step=1500, seed=0, retrieval=True):
-    d = {"ground_truth": {"ssim": 0.5, "l1": 0.1}, "identity": {"ssim": 0.4, "l1": 0.2}, "nearer_than_input": 0.6,
+    d = {"ground_truth": {"ssim": 0.5, "l1": 0.1, "coarse_l1": 0.05}, "identity": {"ssim": 0.4, "l1": 0.2,
+         "coarse_l1": 0.15}, "nearer_than_input": 0.6,
          "style_accuracy": 0.9, "diversity": {"pixel_l1": 0.01}}
     if retrieval:
         d["retrieval"] = {"output": 0.3, "identity": 0.5}
-    rec = {"a": {"ssim": 0.7, "kept": 0.9}, "b": {"ssim": 0.7, "kept": 0.8}} if retrieval else {"a": {}, "b": {}}
+    rec = ({"a": {"ssim": 0.7, "kept": 0.9, "coarse_l1": 0.02}, "b": {"ssim": 0.7, "kept": 0.8, "coarse_l1": 0.03}}
+           if retrieval else {"a": {}, "b": {}})
     return {"step": step, "seed": seed, "directions": {"a_to_b": d, "b_to_a": d}, "codebook": {},
             "reconstruction": rec}
 
@@ -40,10 +42,13 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     identity, row = lines[2].split(" | "), lines[3].split(" | ")
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
-    assert row[-2] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
+    assert row[-4] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
+    assert row[-3:-1] == ["0.050 / 0.050", "0.020 / 0.030"]  # colour error: translations, reconstructions
+    assert identity[-3] == "0.150 / 0.150"  # ... and the untouched input's, beside them
     older = _report()
-    older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before that bar existed
-    assert bench.table({"recipe": older}, {}).splitlines()[3].split(" | ")[-2] == "– / –"
+    older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before those bars existed
+    del older["directions"]["a_to_b"]["ground_truth"]["coarse_l1"]
+    assert bench.table({"recipe": older}, {}).splitlines()[3].split(" | ")[-4:-1] == ["– / –", "– / –", "– / –"]
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):

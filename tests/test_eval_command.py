@@ -57,7 +57,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
     assert rc == 0
     stdout = capsys.readouterr().out
     assert "| metric | A→B | B→A |" in stdout and "L1 to ground truth" in stdout and "content kept" in stdout
-    assert "reconstruction content kept" in stdout
+    assert "reconstruction content kept" in stdout and "reconstruction colour / layout error" in stdout
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["checkpoint"] == str(ckpt) and report["variant"] == "multimodal"
     assert report["ground_truth_pairs"] == 3 and report["num_test"] == {"a": 3, "b": 3}
@@ -65,6 +65,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
         d = report["directions"][key]
         assert 0 <= d["ground_truth"]["l1"] <= 1 and finite(d["ground_truth"]["psnr"])
         assert -1 <= d["ground_truth"]["ssim"] <= 1 and finite(d["identity"]["ssim"])
+        assert 0 <= d["ground_truth"]["coarse_l1"] <= d["ground_truth"]["l1"] + 1e-6  # pooling only averages errors
         assert 0 <= d["nearer_than_input"] <= 1
         assert 0 <= d["retrieval"]["output"] <= 1 and 0 <= d["retrieval"]["identity"] <= 1
         assert 0 <= d["style_accuracy"] <= 1
@@ -72,6 +73,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
         assert d["diversity"]["pixel_l1"] > 0  # random styles change a multimodal model's output
     for d in "ab":  # the codec's own content-kept bar
         assert 0 <= report["reconstruction"][d]["kept"] <= 1 and -1 <= report["reconstruction"][d]["ssim"] <= 1
+        assert 0 <= report["reconstruction"][d]["coarse_l1"] <= report["reconstruction"][d]["l1"] + 1e-6
     # the identity baseline is the same pair compared both ways
     assert report["directions"]["a_to_b"]["identity"]["l1"] == pytest.approx(
         report["directions"]["b_to_a"]["identity"]["l1"])

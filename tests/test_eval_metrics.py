@@ -27,6 +27,23 @@ def test_identical_images_score_perfectly():
     assert torch.all(s["l1"] == 0)
     assert torch.all(s["psnr"] == metrics.PSNR_CAP_DB)
     assert torch.allclose(s["ssim"], torch.ones(4))
+    assert torch.all(s["coarse_l1"] == 0)
+
+
+def test_coarse_l1_sees_colour_and_layout_not_fine_noise():
+    x = smooth_images(4, size=32).expand(-1, 3, -1, -1)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    checker = ((torch.arange(32)[:, None] + torch.arange(32)[None]) % 2 * 2 - 1).float() * 0.3
+    tinted = (x + torch.tensor([0.3, 0.0, -0.3])[:, None, None]).clamp(-1, 1)  # a colour shift
+    shifted = x.roll(16, dims=-1)  # a layout change
+    for fine in ((x + 0.3 * noise).clamp(-1, 1), (x + checker).clamp(-1, 1)):
+        s = metrics.paired_scores(fine, x)
+        assert float(s["coarse_l1"].mean()) < 0.25 * float(s["l1"].mean())  # pixel error, little coarse error
+    for coarse in (tinted, shifted):
+        s = metrics.paired_scores(coarse, x)
+        assert float(s["coarse_l1"].mean()) > 0.5 * float(s["l1"].mean())
+    flat = metrics.paired_scores(torch.zeros(1, 1, 16, 16), torch.full((1, 1, 16, 16), 0.5))
+    assert float(flat["coarse_l1"][0]) == pytest.approx(0.25)  # on the [0, 1] scale, as l1
 
 
 def test_known_degradations_are_ordered():

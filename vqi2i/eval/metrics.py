@@ -11,10 +11,12 @@ import math
 from itertools import combinations
 
 import torch
+import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.image.kid import poly_mmd
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap it so means and JSON stay finite
+COARSE_CELLS = 8  # coarse_l1 compares images average-pooled to this many cells a side (8 px cells at 64 px)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -23,10 +25,13 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def paired_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image L1 (mean absolute error), PSNR (dB, capped) and SSIM of pred against target, both in [-1,1].
+    """Per-image L1 (mean absolute error), PSNR (dB, capped), SSIM and coarse L1 of pred against target,
+    both in [-1,1].
 
-    Returns {"l1": [B], "psnr": [B], "ssim": [B]} on the [0,1] scale. SSIM uses torchmetrics' Gaussian
-    window (11 px, sigma 1.5), shrunk to fit images smaller than 11 px.
+    Returns {"l1": [B], "psnr": [B], "ssim": [B], "coarse_l1": [B]} on the [0,1] scale. SSIM uses torchmetrics'
+    Gaussian window (11 px, sigma 1.5), shrunk to fit images smaller than 11 px. coarse_l1 is the L1 after
+    average-pooling both images to COARSE_CELLS x COARSE_CELLS: the colour and layout error, blind to stroke
+    detail and to high-frequency noise.
     """
     if pred.shape != target.shape or pred.dim() != 4:
         raise ValueError(f"pred and target must both be [B,C,H,W] of one shape, got {tuple(pred.shape)} "
@@ -37,7 +42,9 @@ def paired_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
     psnr = torch.nan_to_num(psnr, posinf=PSNR_CAP_DB).clamp(max=PSNR_CAP_DB)
     kernel = min(11, (min(p.shape[-2:]) - 1) // 2 * 2 + 1)  # odd, no larger than the image
     ssim = structural_similarity_index_measure(p, t, data_range=1.0, kernel_size=kernel, reduction="none")
-    return {"l1": l1, "psnr": psnr, "ssim": ssim}
+    cells = min(COARSE_CELLS, *p.shape[-2:])
+    coarse = (F.adaptive_avg_pool2d(p, cells) - F.adaptive_avg_pool2d(t, cells)).abs().flatten(1).mean(1)
+    return {"l1": l1, "psnr": psnr, "ssim": ssim, "coarse_l1": coarse}
 
 
 def nearer_than_input(pred_scores: dict[str, torch.Tensor], identity_scores: dict[str, torch.Tensor]) -> float:

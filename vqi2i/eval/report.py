@@ -34,6 +34,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         add("  identity (no translation)", lambda d: d["identity"]["l1"])
         add("PSNR to ground truth, dB ↑", lambda d: d["ground_truth"]["psnr"], 2)
         add("  identity", lambda d: d["identity"]["psnr"], 2)
+        add("colour / layout error (8×8 cells, L1) ↓", lambda d: d["ground_truth"]["coarse_l1"])
+        add("  identity", lambda d: d["identity"]["coarse_l1"])
         add("SSIM to ground truth ↑", lambda d: d["ground_truth"]["ssim"])
         add("  identity", lambda d: d["identity"]["ssim"])
         add("nearer the target than the input (SSIM) ↑", lambda d: d["nearer_than_input"])
@@ -52,6 +54,9 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
     rec = report.get("reconstruction", {})
     rows.append(("reconstruction L1 (a→a, b→b) ↓", _fmt(rec.get("a", {}).get("l1")),
                  _fmt(rec.get("b", {}).get("l1"))))
+    if "coarse_l1" in rec.get("a", {}):
+        rows.append(("reconstruction colour / layout error ↓", _fmt(rec["a"]["coarse_l1"]),
+                     _fmt(rec["b"]["coarse_l1"])))
     if "kept" in rec.get("a", {}):
         rows.append(("reconstruction content kept ↑", _fmt(rec["a"]["kept"], 2), _fmt(rec["b"]["kept"], 2)))
     return rows
