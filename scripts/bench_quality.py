@@ -216,7 +216,10 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
         + [fmt(_get(first, d, "identity", "l1")) for d in dirs]
-    ident_colour = " / ".join(fmt(_get(first, d, "identity", "coarse_l1")) for d in dirs)
+    def identity_colour(d: str) -> float | None:  # the first row evaluated since the score was added
+        return next((v for r in reports.values() if (v := _get(r, d, "identity", "coarse_l1")) is not None), None)
+
+    ident_colour = " / ".join(fmt(identity_colour(d)) for d in dirs)
     lines.append("| identity (no translation) | " + " | ".join(ident)
                  + f" | – | – | 0 | 0 | – | – | {ident_colour} | – | – |")
     for name, r in reports.items():

@@ -47,8 +47,12 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     assert identity[-3] == "0.150 / 0.150"  # ... and the untouched input's, beside them
     older = _report()
     older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before those bars existed
-    del older["directions"]["a_to_b"]["ground_truth"]["coarse_l1"]
-    assert bench.table({"recipe": older}, {}).splitlines()[3].split(" | ")[-4:-1] == ["– / –", "– / –", "– / –"]
+    old_dir = older["directions"]["a_to_b"]  # the same dict for both directions
+    del old_dir["ground_truth"]["coarse_l1"], old_dir["identity"]["coarse_l1"]
+    alone = bench.table({"recipe": older}, {}).splitlines()
+    assert alone[3].split(" | ")[-4:-1] == ["– / –", "– / –", "– / –"] and alone[2].split(" | ")[-3] == "– / –"
+    both = bench.table({"old": older, "new": _report()}, {}).splitlines()
+    assert both[2].split(" | ")[-3] == "0.150 / 0.150"  # identity's colour error from the first row that has it
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
