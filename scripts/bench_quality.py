@@ -95,6 +95,11 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
             ["data.hue=0.5"], "disjoint"),
     "lowpass-mode-seek": ("recipe plus the low-pass term and mode seeking, both weight 1",
                           ["loss.lowpass=1", "loss.mode_seek=1"], "disjoint"),
+    "ttur": ("recipe with the discriminators' learning rate 4x the generator's (TTUR: 8e-4 against 2e-4)",
+             ["train.disc_lr=8e-4"], "disjoint"),
+    "trans-fm": ("recipe plus batch-level feature matching of translations to the target domain's reals "
+                 "(per-channel mean and std of the discriminators' features), weight 1", ["loss.trans_fm=1"],
+                 "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

@@ -78,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
         "gan_mode": "lsgan",  # lsgan | hinge
         "recon_ssim": 0.0,  # (1 - SSIM) of reconstructions against their inputs, beside the L1: keeps thin strokes
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
+        "trans_fm": 0.0,  # L1 between the per-channel mean and std of the discriminators' features of translations
+        # and of the target domain's real images (batch-level feature matching: unpaired, no high-frequency push)
         "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
         "lowpass": 0.0,  # L1 between a translation and its source, both average-pooled: coarse layout and colours kept
@@ -139,6 +141,27 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def _coerce_numbers(cfg: DictConfig, defaults: dict[str, Any], prefix: str = "") -> None:
+    """Numbers written as text take their default's type: YAML reads `8e-4` (no dot) as a string, which
+    would otherwise reach the optimiser. A value that is no number where a number belongs is refused."""
+    for key, ref in defaults.items():
+        if isinstance(ref, dict):
+            if isinstance(cfg.get(key), DictConfig):
+                _coerce_numbers(cfg[key], ref, f"{prefix}{key}.")
+            continue
+        value = cfg.get(key)
+        if isinstance(ref, bool) or not isinstance(ref, (int, float)) or isinstance(value, bool):
+            continue
+        if isinstance(value, str) or (isinstance(ref, float) and isinstance(value, int)):
+            try:
+                number = float(value)
+            except ValueError:
+                if isinstance(ref, int):  # a whole-number setting may also take a word (data.size: none)
+                    continue
+                raise UserError(f"{prefix}{key} must be a number, got {value!r}") from None
+            cfg[key] = number if isinstance(ref, float) else int(number) if number.is_integer() else number
+
+
 def _lookup(key: str, defaults: dict[str, Any]) -> Any:
     node: Any = defaults
     parts = key.split(".")
@@ -180,6 +203,7 @@ def merge_config(
         key, value = _parse_override(item)
         _lookup(key, defaults)
         OmegaConf.update(cfg, key, value, merge=False)
+    _coerce_numbers(cfg, defaults)
     return cfg
 
 

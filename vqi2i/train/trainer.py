@@ -33,6 +33,7 @@ from vqi2i.losses import (
     content_g_loss,
     d_loss,
     feature_matching,
+    feature_statistics_matching,
     g_loss,
     ssim_loss,
 )
@@ -162,14 +163,29 @@ def generator_step(
 
     fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
     if adversarial:
-        terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
-        if L.feat_match > 0:  # one pass over [reconstructions, reals]: logits for adv_rec, features for matching
-            terms["adv_rec"], terms["feat_match"] = 0.0, 0.0
+        trans_feats = {}
+        if L.trans_fm > 0:  # the translations' features too, for the batch-level feature matching below
+            terms["adv"] = 0.0
+            for d in ("a", "b"):
+                logits, trans_feats[d] = discs[d].forward_with_features(torch.cat([trans_enc[d], trans_rand[d]]))
+                terms["adv"] = terms["adv"] + g_loss(logits, L.gan_mode)
+        else:
+            terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
+        if L.feat_match > 0 or L.trans_fm > 0:  # one pass over [reconstructions, reals]: logits for adv_rec,
+            # features for matching (reconstructions against their own inputs; translations against the reals)
+            terms["adv_rec"] = 0.0
+            for key, on in (("feat_match", L.feat_match), ("trans_fm", L.trans_fm)):
+                if on > 0:
+                    terms[key] = 0.0
             for d in ("a", "b"):
                 logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
                 terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
-                terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
-                                                                             [f[n:] for f in feats])
+                if L.feat_match > 0:
+                    terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
+                                                                                 [f[n:] for f in feats])
+                if L.trans_fm > 0:
+                    terms["trans_fm"] = terms["trans_fm"] + feature_statistics_matching(trans_feats[d],
+                                                                                        [f[n:] for f in feats])
         else:
             terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
         if L.content_adv > 0:  # the content encoder hides which domain its features came from
@@ -179,7 +195,7 @@ def generator_step(
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass,
+        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass, "trans_fm": L.trans_fm,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})
