@@ -100,6 +100,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "trans-fm": ("recipe plus batch-level feature matching of translations to the target domain's reals "
                  "(per-channel mean and std of the discriminators' features), weight 1", ["loss.trans_fm=1"],
                  "disjoint"),
+    "no-content": ("recipe without the latent content regression (a translation, re-encoded, need not give back "
+                   "its source's content features)", ["loss.content=0"], "disjoint"),
+    "dec-attn": ("recipe plus a self-attention block over the token grid at the decoders' input",
+                 ["model.dec_attn=true"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

@@ -321,6 +321,43 @@ def test_decoder_upsampling_width():
     assert narrow(z, s).shape == wide(z, s).shape == (2, 3, 32, 32)
 
 
+def test_decoder_attention_mixes_the_whole_token_grid(tmp_path, make_tiny_cfg):
+    """With the attention block, changing one token changes the decoder's features at the far corner of the grid
+    before any convolution renders them (without it, the 1x1 input convolution keeps each token to itself); the
+    decoder's output shape is unchanged. A run with it on trains, saves and loads back the same weights; a width
+    its group norm cannot split is refused."""
+    from vqi2i.checkpoint import load_model
+    from vqi2i.config import load_config
+    from vqi2i.errors import UserError
+    from vqi2i.models.adain_decoder import AdaINDecoder
+
+    torch.manual_seed(0)
+    z, s = torch.randn(1, 16, 8, 8), torch.randn(1, 4)
+    moved = z.clone()
+    moved[:, :, 0, 0] += 3.0
+    for attn in (False, True):
+        dec = AdaINDecoder(16, 3, ch=32, n_up=1, n_res=1, style_dim=4, mlp_dim=8, up_kernel=3, attn=attn).eval()
+
+        def first_features(t, dec=dec):
+            h = dec.conv_in(t)
+            return h if dec.attn is None else dec.attn(h)
+
+        with torch.no_grad():
+            change = (first_features(moved) - first_features(z)).abs()
+            assert dec(z, s).shape == (1, 3, 16, 16)
+        assert change[..., 0, 0].amax() > 1e-3  # the token itself
+        assert (change[..., 1:, 1:].amax() > 1e-4) == attn  # every other token: only through the attention
+
+    cfg = make_tiny_cfg("model.dec_attn=true", "train.max_steps=2", "train.batch_size=2", "train.ckpt_every=2")
+    train(cfg, tmp_path / "run", progress=False)
+    model, _ = load_model(tmp_path / "run")
+    assert model.decoders["a"].attn is not None
+    weights = load_file(str(resolve_checkpoint(tmp_path / "run") / MODEL_FILE))
+    assert torch.equal(model.decoders["b"].attn.q.weight, weights["decoders.b.attn.q.weight"])
+    with pytest.raises(UserError, match="dec_attn"):
+        load_config(None, ["model.dec_attn=true", "model.dec_ch=48"])
+
+
 def test_shared_decoder_shares_its_convolutions_and_trains_saves_and_resumes(tmp_path, make_tiny_cfg):
     cfg = make_tiny_cfg("model.shared_decoder=true", "train.max_steps=4", "train.batch_size=2",
                         "train.ckpt_every=2", "train.ema=0.9")

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
         "up_kernel": 5,  # conv kernel of the decoder's upsampling stages (MUNIT: 5)
         "shared_decoder": False,  # both domains' decoders share their convolutions (per-domain style MLPs)
         "dec_up_ch": 32,  # least width of the decoder's upsampling stages (each halves dec_ch down to this)
+        "dec_attn": False,  # a self-attention block over the token grid at the decoder's input (global context)
     },
     "disc": {
         "ndf": 64,
@@ -235,6 +236,8 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"data.channels ({cfg.data.channels}) must equal model.in_channels ({m.in_channels})")
     if m.up_kernel % 2 == 0:
         raise UserError(f"model.up_kernel must be odd, got {m.up_kernel}")
+    if m.dec_attn and m.dec_ch % 32:
+        raise UserError(f"model.dec_attn needs model.dec_ch a multiple of 32 (its group norm), got {m.dec_ch}")
     if m.ch % 32:
         raise UserError(f"model.ch must be a multiple of 32 (the encoder's group norm), got {m.ch}")
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks", "dec_up_ch"):

@@ -41,12 +41,12 @@ class VQI2I(nn.Module):
         n_up = len(m.ch_mult) - 1
         self.decoders = nn.ModuleDict(
             {d: AdaINDecoder(m.embed_dim, m.in_channels, m.dec_ch, n_up, m.dec_res_blocks, m.style_dim, m.mlp_dim,
-                             m.up_kernel, m.dec_up_ch)
+                             m.up_kernel, m.dec_up_ch, bool(m.dec_attn))
              for d in DOMAINS}
         )  # fmt: skip
         if m.shared_decoder:  # one renderer for both domains: a token draws the same structure in either, and
             # only the per-domain style MLPs (the AdaIN parameters) say which domain's look it gets
-            for part in ("conv_in", "res", "up", "conv_out"):
+            for part in ("conv_in", "attn", "res", "up", "conv_out"):
                 setattr(self.decoders["b"], part, getattr(self.decoders["a"], part))
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
