@@ -104,6 +104,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                    "its source's content features)", ["loss.content=0"], "disjoint"),
     "dec-attn": ("recipe plus a self-attention block over the token grid at the decoders' input",
                  ["model.dec_attn=true"], "disjoint"),
+    "paired-dec-attn": ("paired ceiling with the decoders' self-attention block",
+                        ["data.kind=paired", "model.dec_attn=true"], "shared"),
+    "paired-dec128": ("paired ceiling with decoders twice as wide at the token grid (dec_ch 128)",
+                      ["data.kind=paired", "model.dec_ch=128"], "shared"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
@@ -111,6 +115,12 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
         "disjoint",
     ),
 }
+
+
+def data_kinds(rows: list[str]) -> list[str]:
+    """The training data the rows need, "disjoint" always: the one judge of every row is trained on it (a
+    command with only paired rows must not judge them by a classifier of the shared data)."""
+    return sorted({ROWS[r][2] for r in rows} | {"disjoint"})
 
 
 def start(args: list[str], log: Path, threads: int | None) -> tuple[subprocess.Popen, float]:
@@ -303,8 +313,8 @@ def main() -> int:
     t_all = time.perf_counter()
 
     data = {"disjoint": out / "data", "shared": out / "data_shared"}
-    needed = {ROWS[r][2] for r in rows}
-    for kind in sorted(needed):
+    needed = data_kinds(rows)
+    for kind in needed:
         cmd = ["data", *bench.data, str(data[kind]), "--seed", str(args.seed), "--overwrite"]
         if args.num_items:
             cmd += [bench.items_flag, str(args.num_items)]
@@ -313,11 +323,11 @@ def main() -> int:
         if not (args.reuse and data[kind].is_dir()):
             times[f"data_{kind}"] = vqi2i(*cmd, log=log)
     # one classifier, trained on the disjoint data's training images, judges every row
-    judge_data = data["disjoint"] if "disjoint" in needed else data["shared"]
+    judge_data = data["disjoint"]
     if not (args.reuse and (judge_data / "domain_classifier.safetensors").is_file()):
         times["classifier"] = vqi2i("train-classifier", "--data", str(judge_data), "--seed", str(args.seed),
                                     "--device", args.device, "--no-progress", "--overwrite", log=log, threads=threads)
-    if "shared" in needed and judge_data != data["shared"]:
+    if "shared" in needed:
         for f in judge_data.glob("domain_classifier.*"):
             (data["shared"] / f.name).write_bytes(f.read_bytes())
 
@@ -377,7 +387,7 @@ def main() -> int:
     total = time.perf_counter() - t_all
 
     batch = args.batch_size or int(OmegaConf.load(ROOT / bench.config).train.batch_size)
-    manifest = next(iter(sorted(data["disjoint" if "disjoint" in needed else "shared"].glob("*.json"))), None)
+    manifest = next(iter(sorted(data["disjoint"].glob("*.json"))), None)
     counts = json.loads(manifest.read_text()) if manifest else {}
     minutes = {r: times[f"train_{r}"] / 60 if f"train_{r}" in times else logged_minutes(out / r) for r in rows}
     summary = {

@@ -65,3 +65,9 @@ def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
     assert bench.config_drift(wanted, wanted) == []
     assert bench.config_drift({"model": {"ch_mult": [1, 2, 2]}}, {"model": {"ch_mult": [1, 2, 2, 2]}}) == [
         "model.ch_mult"]
+
+
+def test_the_judges_data_is_built_whatever_the_rows(bench):
+    assert bench.data_kinds(["paired"]) == ["disjoint", "shared"]
+    assert bench.data_kinds(["recipe"]) == ["disjoint"]
+    assert bench.data_kinds(["recipe", "paired-dec-attn"]) == ["disjoint", "shared"]
