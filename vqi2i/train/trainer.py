@@ -163,20 +163,17 @@ def generator_step(
 
     fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
     if adversarial:
-        trans_feats = {}
-        if L.trans_fm > 0:  # the translations' features too, for the batch-level feature matching below
-            terms["adv"] = 0.0
-            for d in ("a", "b"):
-                logits, trans_feats[d] = discs[d].forward_with_features(torch.cat([trans_enc[d], trans_rand[d]]))
-                terms["adv"] = terms["adv"] + g_loss(logits, L.gan_mode)
-        else:
-            terms["adv"] = sum(g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode) for d in "ab")
+        terms["adv"], trans_feats = 0.0, {}
+        for d in ("a", "b"):  # logits for the adversarial term; features for the batch-level matching below
+            logits, trans_feats[d] = discs[d].forward_with_features(torch.cat([trans_enc[d], trans_rand[d]]))
+            terms["adv"] = terms["adv"] + g_loss(logits, L.gan_mode)
         if L.feat_match > 0 or L.trans_fm > 0:  # one pass over [reconstructions, reals]: logits for adv_rec,
             # features for matching (reconstructions against their own inputs; translations against the reals)
             terms["adv_rec"] = 0.0
-            for key, on in (("feat_match", L.feat_match), ("trans_fm", L.trans_fm)):
-                if on > 0:
-                    terms[key] = 0.0
+            if L.feat_match > 0:
+                terms["feat_match"] = 0.0
+            if L.trans_fm > 0:
+                terms["trans_fm"] = 0.0
             for d in ("a", "b"):
                 logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
                 terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
