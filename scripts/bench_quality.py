@@ -257,6 +257,30 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def curve_points(steps: int, every: int | None) -> list[int]:
+    """The checkpoints a learning curve scores: every `every` steps, and the last."""
+    return sorted(set(range(every, steps, every)) | {steps}) if every else [steps]
+
+
+def curve_table(curves: dict[str, dict[int, dict]], reports: dict[str, dict]) -> str:
+    """One line per row and checkpoint: the ground-truth scores against the step, identity first."""
+    dirs = ("a_to_b", "b_to_a")
+    lines = ["| row | step | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | L1 A→B ↓ | L1 B→A ↓ | "
+             "style acc. A→B | style acc. B→A |", "|" + " --- |" * 2 + " ---: |" * 8]
+    first = next(iter(reports.values()))
+    lines.append("| identity | – | " + " | ".join([fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"]
+                                                   + [fmt(_get(first, d, "identity", "l1")) for d in dirs])
+                 + " | – | – |")
+    for row, points in curves.items():
+        for step, r in sorted(points.items()):
+            cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
+            cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
+            cells += [fmt(_get(r, d, "ground_truth", "l1")) for d in dirs]
+            cells += [fmt(_get(r, d, "style_accuracy"), 2) for d in dirs]
+            lines.append(f"| {row} | {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_docs(block: str, key: str) -> None:
     """Put `block` between this key's markers inside the quality section; create what is missing."""
     start_m, end_m = f"<!-- bench_quality:{key} start -->", f"<!-- bench_quality:{key} end -->"
@@ -295,11 +319,16 @@ def main() -> int:
                         "with this version's metrics (evaluation is deterministic for a --seed)")
     p.add_argument("--label", default="cpu", help="names this table's block in docs (default: %(default)s)")
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.add_argument("--curve", type=int, metavar="N",
+                   help="keep a checkpoint every N steps and score each one too: a learning curve per row")
     args = p.parse_args()
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         sys.exit(f"bench_quality: unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+    if args.curve is not None and not 0 < args.curve < args.steps:
+        sys.exit(f"bench_quality: --curve must be between 1 and --steps - 1 ({args.steps - 1}), got {args.curve}")
+    curve_steps = curve_points(args.steps, args.curve)
 
     bench = BENCHMARKS[args.benchmark]
     if args.benchmark == "noto-emojione" and not Path(EMOJIONE_PNGS).is_dir():
@@ -334,7 +363,9 @@ def main() -> int:
     def train_cmd(row: str) -> list[str]:
         _, overrides, kind = ROWS[row]
         ov = [f"data.root={data[kind]}", f"train.max_steps={args.steps}", f"name={args.benchmark}-{row}",
-              f"train.ckpt_every={args.steps}", *overrides]
+              f"train.ckpt_every={args.curve or args.steps}", *overrides]
+        if args.curve:
+            ov.append("train.keep_checkpoints=0")  # every checkpoint of the curve stays
         if args.batch_size:
             ov.append(f"train.batch_size={args.batch_size}")
         return ["train", str(ROOT / bench.config), *ov, "--out", str(out / row), "--overwrite", "--device",
@@ -384,6 +415,21 @@ def main() -> int:
                                      str(report), "--device", args.device, "--seed", str(args.seed), "--overwrite",
                                      "--no-progress", log=log, threads=threads)
         reports[row] = json.loads(report.read_text())
+    curves: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        kind = ROWS[row][2]
+        curves[row] = {args.steps: reports[row]}
+        for step in curve_steps[:-1]:
+            ckpt = out / row / "checkpoints" / f"step-{step:07d}"
+            if not ckpt.is_dir():
+                sys.exit(f"bench_quality: {ckpt} is missing: train the row again with --curve {args.curve}")
+            report = out / row / f"eval-step{step}.json"
+            if not (args.reuse_eval and current_eval(report, step, args.seed)):
+                times[f"eval_{row}_{step}"] = vqi2i(
+                    "eval", "--checkpoint", str(ckpt), "--data", str(data[kind]), "--out", str(report),
+                    "--device", args.device, "--seed", str(args.seed), "--overwrite", "--no-progress",
+                    log=log, threads=threads)
+            curves[row][step] = json.loads(report.read_text())
     total = time.perf_counter() - t_all
 
     batch = args.batch_size or int(OmegaConf.load(ROOT / bench.config).train.batch_size)
@@ -426,6 +472,9 @@ def main() -> int:
         f"Sample sheets: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/<row>/eval-samples.png`.",
         "",
         table(reports, minutes),
+        *(["", f"Learning curve (checkpoints of the same runs every {args.curve} steps; the learning rate follows "
+           f"one {args.steps}-step schedule, so step {curve_steps[0]} is not a {curve_steps[0]}-step run):", "",
+           curve_table(curves, reports)] if args.curve else []),
     ])
     if not args.no_docs:
         write_docs(block, f"{args.benchmark}:{args.label}")

@@ -71,3 +71,20 @@ def test_the_judges_data_is_built_whatever_the_rows(bench):
     assert bench.data_kinds(["paired"]) == ["disjoint", "shared"]
     assert bench.data_kinds(["recipe"]) == ["disjoint"]
     assert bench.data_kinds(["recipe", "paired-dec-attn"]) == ["disjoint", "shared"]
+
+
+def test_a_learning_curve_scores_every_kept_checkpoint_and_the_last(bench):
+    assert bench.curve_points(6000, 1500) == [1500, 3000, 4500, 6000]
+    assert bench.curve_points(1000, 300) == [300, 600, 900, 1000]  # the last step even off the grid
+    assert bench.curve_points(1500, None) == [1500]
+
+
+def test_the_curve_table_has_a_line_per_checkpoint_in_step_order(bench):
+    early, late = _report(step=1500), _report(step=3000)
+    late["directions"] = {d: {**v, "ground_truth": {**v["ground_truth"], "ssim": 0.55}}
+                          for d, v in late["directions"].items()}
+    lines = bench.curve_table({"recipe": {3000: late, 1500: early}}, {"recipe": late}).splitlines()
+    assert lines[2].startswith("| identity | – | 0.400 | 0.400 |")
+    assert lines[3].startswith("| recipe | 1500 | 0.500 | 0.500 | 0.60 | 0.60 | 0.100 |")
+    assert lines[4].startswith("| recipe | 3000 | 0.550 | 0.550 |")
+    assert len(lines) == 5 and all(line.count("|") == lines[0].count("|") for line in lines)
