@@ -459,7 +459,8 @@ def main() -> int:
         f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} --rows {','.join(rows)} "
         f"--steps {args.steps} --label {args.label}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "")
-        + (f" --num-items {args.num_items}" if args.num_items else "") + "`.",
+        + (f" --num-items {args.num_items}" if args.num_items else "")
+        + (f" --curve {args.curve}" if args.curve else "") + "`.",
         "Rows: " + "; ".join(f"**{r}**: {ROWS[r][0]}" for r in rows) + ".",
         f"Training sets: disjoint between the domains (no item in both trainA and trainB) except the paired row's. "
         f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
