@@ -66,7 +66,10 @@ def test_two_processes_compute_what_one_process_computes(ddp_run, tiny_run, scen
                                                                               "model.safetensors"))
     assert mine.keys() == theirs.keys()  # plain weights, no DDP "module." prefixes
     assert torch.allclose(mine["quantizer.usage"], theirs["quantizer.usage"])  # counts summed over the ranks
-    assert torch.allclose(mine["quantizer.embedding.weight"], theirs["quantizer.embedding.weight"], atol=5e-3)
+    # every code within 5% (L2) of the one-process code: float sums in another order drift the codes by up to
+    # 3% in 4 steps on some CPUs (Intel Xeon); a code restarted from another encoder output moves far more
+    codes, ref_codes = mine["quantizer.embedding.weight"], theirs["quantizer.embedding.weight"]
+    assert ((codes - ref_codes).norm(dim=1) / ref_codes.norm(dim=1)).max() < 0.05
 
     # its checkpoint loads in one process and translates
     model, _ = load_model(run)
