@@ -404,6 +404,10 @@ def main() -> int:
                 time.sleep(2)
         times[f"train_{finished}"] = finish(running.pop(finished), out / f"train_{finished}.txt")
 
+    def evaluate(ckpt: Path, data_dir: Path, report: Path) -> float:
+        return vqi2i("eval", "--checkpoint", str(ckpt), "--data", str(data_dir), "--out", str(report), "--device",
+                     args.device, "--seed", str(args.seed), "--overwrite", "--no-progress", log=log, threads=threads)
+
     reports = {}
     for row in rows:
         kind = ROWS[row][2]
@@ -411,9 +415,7 @@ def main() -> int:
         if args.reuse_eval and row in reused and current_eval(report, args.steps, args.seed):
             reports[row] = json.loads(report.read_text())
             continue
-        times[f"eval_{row}"] = vqi2i("eval", "--checkpoint", str(out / row), "--data", str(data[kind]), "--out",
-                                     str(report), "--device", args.device, "--seed", str(args.seed), "--overwrite",
-                                     "--no-progress", log=log, threads=threads)
+        times[f"eval_{row}"] = evaluate(out / row, data[kind], report)
         reports[row] = json.loads(report.read_text())
     curves: dict[str, dict[int, dict]] = {}
     for row in rows:
@@ -425,10 +427,7 @@ def main() -> int:
                 sys.exit(f"bench_quality: {ckpt} is missing: train the row again with --curve {args.curve}")
             report = out / row / f"eval-step{step}.json"
             if not (args.reuse_eval and current_eval(report, step, args.seed)):
-                times[f"eval_{row}_{step}"] = vqi2i(
-                    "eval", "--checkpoint", str(ckpt), "--data", str(data[kind]), "--out", str(report),
-                    "--device", args.device, "--seed", str(args.seed), "--overwrite", "--no-progress",
-                    log=log, threads=threads)
+                times[f"eval_{row}_{step}"] = evaluate(ckpt, data[kind], report)
             curves[row][step] = json.loads(report.read_text())
     total = time.perf_counter() - t_all
 
