@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
         },
         "style_dim": 8,
         "style_vae": False,  # variational style encoders: sampled styles in training, a KL term (loss.style_kl)
+        "style_norm": False,  # style encoders standardize their output by running statistics of real styles
         "style_ch": 64,  # style encoder base width
         "style_downs": 4,  # strided convs in the style encoder
         "dec_ch": 128,  # decoder width at the lowest resolution
@@ -70,7 +71,11 @@ DEFAULTS: dict[str, Any] = {
         "vq": 1.0,
         "adv": 0.1,  # adversarial weight on translations
         "adv_recon_ratio": 0.2,  # adversarial on reconstructions = adv * ratio
-        "style": 1.0,  # latent style regression (encoded and sampled styles)
+        "style": 1.0,  # latent style regression: the style encoder recovers the random style a translation got
+        "style_encoded": 0.0,  # ... and the encoded style a translation got (a constant encoder meets it for free)
+        "look": 0.0,  # look transfer: tokens of x + style of a re-coloured copy of x must give that copy
+        "look_strength": 1.0,  # how far the copies are re-coloured (data.transforms.jitter_look)
+        "look_invariance": 0.0,  # the content features of the copy must be those of x
         "content": 1.0,  # latent content regression
         "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)

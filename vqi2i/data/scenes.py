@@ -291,7 +291,7 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
 def make_scenes(
     out: str | os.PathLike,
     n_train: int = 200,
-    n_test: int = 20,
+    n_test: int = 200,
     size: int = 64,
     seed: int = 0,
     *,
@@ -353,7 +353,7 @@ def register_scenes(data_subparsers) -> argparse.ArgumentParser:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder (gets trainA/ trainB/ testA/ testB/)")
     p.add_argument("--n-train", type=int, default=200, help="training images per domain (default: 200)")
-    p.add_argument("--n-test", type=int, default=20, help="test scenes, drawn in both domains (default: 20)")
+    p.add_argument("--n-test", type=int, default=200, help="test scenes, drawn in both domains (default: 200)")
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="the same seed writes the same files (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing scenes data set in OUT")

@@ -118,3 +118,35 @@ class PairTransform:
             turns = (2.0 * float(torch.rand((), generator=generator)) - 1.0) * self.hue
             images = [hue_rotate(img, turns) for img in images]
         return [img.contiguous() for img in images]
+
+
+def jitter_look(x: torch.Tensor, strength: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random global change of look for each image of a batch [B, C, H, W] in [-1, 1] (the scene stays):
+    brightness, contrast, gamma and a colour cast, and for RGB also a hue rotation about the grey axis and a
+    saturation change. `strength` scales every range (1: brightness and contrast x/÷ 1.35, gamma x/÷ 1.4,
+    casts up to 0.08, hue up to 0.15 of a turn, saturation x/÷ 1.65). The look-transfer loss of the trainer
+    renders an image's tokens with the style of its jittered copy: only the style can carry the change."""
+    if x.dim() != 4:
+        raise ValueError(f"expected images [B, C, H, W], got shape {tuple(x.shape)}")
+    b, c = x.shape[:2]
+
+    def uniform(*shape: int, span: float) -> torch.Tensor:
+        u = torch.rand(*shape, generator=generator, device=generator.device if generator else "cpu")
+        return ((2 * u - 1) * span * strength).to(x.device, x.dtype)
+
+    u = (x + 1) / 2
+    if c == 3:
+        theta = 2 * np.pi * uniform(b, span=0.15)
+        k = torch.full((3,), 1 / np.sqrt(3.0), dtype=x.dtype, device=x.device)
+        cross = torch.tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]], dtype=x.dtype,
+                             device=x.device) / np.sqrt(3.0)
+        cos, sin = theta.cos()[:, None, None], theta.sin()[:, None, None]
+        rot = cos * torch.eye(3, dtype=x.dtype, device=x.device) + sin * cross + (1 - cos) * torch.outer(k, k)
+        u = torch.einsum("bij,bjhw->bihw", rot, u)
+        grey = u.mean(1, keepdim=True)
+        u = grey + (u - grey) * uniform(b, 1, 1, 1, span=0.5).exp()
+    mean = u.mean(dim=(1, 2, 3), keepdim=True)
+    u = mean + (u - mean) * uniform(b, 1, 1, 1, span=0.3).exp()  # contrast
+    u = u * uniform(b, 1, 1, 1, span=0.3).exp() + uniform(b, c, 1, 1, span=0.08)  # brightness, cast
+    u = u.clamp(0, 1) ** uniform(b, 1, 1, 1, span=0.34).exp()  # gamma
+    return (u * 2 - 1).clamp(-1, 1)

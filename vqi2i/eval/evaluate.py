@@ -9,6 +9,11 @@
 - diversity: mean pairwise distance between outputs for one input with random styles
 - codebook: codes used on the test set, perplexity, and (with ground truth) how often the same
   character gets the same token in both domains (content tokens are meant to be domain-invariant)
+- the style path: the spread of the encoded styles over the test images (0: the encoder gives every
+  image one style; the random styles: 1); with ground truth, the guided score (the input's content in
+  the style of its own ground truth) and the same with another ground truth's style (shuffled exemplar):
+  their difference is how much the output follows its exemplar
+- the codec ceiling: each domain's test images reconstructed from their own tokens and style
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from vqi2i.errors import UserError
 from vqi2i.eval import classifier as clf
 from vqi2i.eval import metrics
 from vqi2i.images import list_images, load_image
+from vqi2i.models.style_encoder import style_spread
 
 DIRECTIONS = (("a", "b"), ("b", "a"))
 CLASSIFIER_MAX_SIDE = 64
@@ -134,6 +140,25 @@ def _feature_distances(real: torch.Tensor, fake: torch.Tensor, source: torch.Ten
 
 
 @torch.no_grad()
+def _guided_scores(model, x: torch.Tensor, gt: torch.Tensor, src: str, dst: str, opt: EvalOptions, device) -> dict:
+    """Content of x (src) rendered in dst with the style of its own ground truth (guided), and with the style
+    of the next pair's ground truth (shuffled exemplar); follow = guided minus shuffled (SSIM and L1)."""
+    def render(sl, shift: int):
+        _, z_q = model.encode_content(x[sl].to(device))
+        exemplars = gt.roll(-shift, 0)[sl].to(device)
+        return model.decode(z_q, model.encode_style(exemplars, dst), dst).float().cpu()
+
+    out = {}
+    for name, shift in (("guided", 0), ("shuffled", 1)):
+        fake = torch.cat(_batched(lambda sl, shift=shift: render(sl, shift), len(x), opt.batch_size,
+                                  f"{name} {src}->{dst}", opt.progress)).clamp(-1, 1)
+        out[name] = _mean(metrics.paired_scores(fake, gt))
+    out["style_follow"] = {"ssim": out["guided"]["ssim"] - out["shuffled"]["ssim"],
+                           "l1": out["shuffled"]["l1"] - out["guided"]["l1"]}
+    return out
+
+
+@torch.no_grad()
 def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
              log: Callable[[str], None] = print) -> tuple[dict, list]:
     """Run every measurement; returns (report dict, sample-sheet rows with their labels)."""
@@ -226,6 +251,8 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
             if len(test.pairs) >= 2:  # is the output still its own item? (the input's own share beside it)
                 result["retrieval"] = {"output": metrics.retrieval_accuracy(fake[src_idx], gt),
                                        "identity": metrics.retrieval_accuracy(x[src_idx], gt)}
+            if model.multimodal:
+                result.update(_guided_scores(model, x[src_idx], gt, src, dst, opt, device))
             gt_index = dict(zip(src_idx.tolist(), dst_idx.tolist()))
         directions[f"{src}_to_{dst}"] = result
 
@@ -237,6 +264,12 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
             sheet_rows.append(row)
             sheet_labels.append(f"{src}->{dst}\n{test.paths[src][i].stem}")
 
+    style = {}
+    if model.multimodal:
+        for d in "ab":
+            styles = torch.cat(_batched(lambda sl, d=d: model.encode_style(test.images[d][sl].to(device), d).cpu(),
+                                        len(test.images[d]), opt.batch_size, f"styles of {d}", opt.progress))
+            style[d] = {"spread": style_spread(styles) if len(styles) >= 2 else None}
     codebook = {"all": metrics.codebook_usage(torch.cat([tokens["a"].flatten(), tokens["b"].flatten()]),
                                               model.n_embed),
                 "a": metrics.codebook_usage(tokens["a"], model.n_embed),
@@ -261,6 +294,7 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         "reconstruction": recon,
         "classifier": judge_info,
         "codebook": codebook,
+        "style": style,
         "skipped": skipped,
         "wall_s": round(time.time() - t0, 2),
     }

@@ -39,6 +39,11 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         add("SSIM to ground truth ↑", lambda d: d["ground_truth"]["ssim"])
         add("  identity", lambda d: d["identity"]["ssim"])
         add("nearer the target than the input (SSIM) ↑", lambda d: d["nearer_than_input"])
+        if any("guided" in d for d in report["directions"].values()):
+            add("guided SSIM (style of its own ground truth) ↑", lambda d: d["guided"]["ssim"])
+            add("  shuffled exemplar (another ground truth's style)", lambda d: d["shuffled"]["ssim"])
+            add("  style follows the exemplar (guided − shuffled) ↑", lambda d: d["style_follow"]["ssim"])
+            add("guided L1 ↓", lambda d: d["guided"]["l1"])
         add("content kept (own ground truth most correlated) ↑", lambda d: d["retrieval"]["output"])
         add("  identity", lambda d: d["retrieval"]["identity"])
     add("style accuracy ↑", lambda d: d["style_accuracy"])
@@ -52,6 +57,12 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
     add("diversity, pixel L1", lambda d: d["diversity"]["pixel_l1"], 4)
     add("diversity, classifier features", lambda d: d["diversity"]["feature_l2"], 4)
     rec = report.get("reconstruction", {})
+    if report.get("style"):
+        rows.append(("style spread (encoded test styles; random: 1)", _fmt(report["style"]["a"]["spread"]),
+                     _fmt(report["style"]["b"]["spread"])))
+    if "ssim" in rec.get("a", {}):
+        rows.append(("codec ceiling: reconstruction SSIM (a→a, b→b) ↑", _fmt(rec["a"]["ssim"]),
+                     _fmt(rec["b"]["ssim"])))
     rows.append(("reconstruction L1 (a→a, b→b) ↓", _fmt(rec.get("a", {}).get("l1")),
                  _fmt(rec.get("b", {}).get("l1"))))
     if "coarse_l1" in rec.get("a", {}):

@@ -50,7 +50,8 @@ class VQI2I(nn.Module):
                 setattr(self.decoders["b"], part, getattr(self.decoders["a"], part))
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
-                {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae))
+                {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae),
+                                 bool(m.style_norm))
                  for d in DOMAINS}
             )  # fmt: skip
         else:
@@ -96,11 +97,14 @@ class VQI2I(nn.Module):
             return self.domain_styles[domain].expand(x.shape[0], -1)
         return self.style_encoders[domain](x)
 
-    def encode_style_posterior(self, x: torch.Tensor, domain: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x of `domain` -> (style mean, log-variance or None), for training (multimodal only)."""
+    def encode_style_posterior(
+        self, x: torch.Tensor, domain: str, track: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x of `domain` -> (style mean, log-variance or None), for training (multimodal only). track: x are
+        real images of the domain, whose styles move a standardized encoder's running statistics."""
         check_domain(domain)
         self._check_image(x)
-        return self.style_encoders[domain].posterior(x)
+        return self.style_encoders[domain].posterior(x, track)
 
     def sample_style(
         self, n: int, generator: torch.Generator | None = None, device: torch.device | str | None = None

@@ -26,6 +26,7 @@ from vqi2i.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
+from vqi2i.data.transforms import jitter_look
 from vqi2i.errors import UserError
 from vqi2i.losses import (
     VGGPerceptual,
@@ -39,7 +40,7 @@ from vqi2i.losses import (
 )
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
-from vqi2i.models.style_encoder import kl_to_standard_normal
+from vqi2i.models.style_encoder import kl_to_standard_normal, style_spread
 from vqi2i.models.vqi2i import VQI2I
 from vqi2i.train.distributed import (
     DistContext,
@@ -79,6 +80,7 @@ class StepOutput:
     features: torch.Tensor  # continuous content features of this batch [N, D], for dead-code restarts
     tokens: torch.Tensor  # all token ids of this batch, for codebook statistics
     content: dict[str, torch.Tensor]  # per domain, the continuous content maps [B, D, h, w] (not detached)
+    styles: dict[str, torch.Tensor]  # per domain, the encoded styles of the real images (detached; empty: unimodal)
 
 
 def generator_step(
@@ -97,10 +99,11 @@ def generator_step(
     n = x["a"].shape[0]
     q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
     terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
-    own_style = {}
+    own_style, own_mean = {}, {}
     for d in ("a", "b"):
         if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
             mu, logvar = model.encode_style_posterior(x[d], d)
+            own_mean[d] = mu.detach()
             own_style[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
             if logvar is not None:
                 terms["style_kl"] = terms.get("style_kl", 0.0) + kl_to_standard_normal(mu, logvar)
@@ -111,12 +114,24 @@ def generator_step(
     else:
         rank, world = shard
         rand_style = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n] for d in "ab"}
-    rec, trans_enc, trans_rand = {}, {}, {}
+    look = L.look > 0 and model.multimodal
+    if look:  # look transfer: each image's own tokens rendered with the style of a re-coloured copy must give
+        # that copy, so the change of look can only travel through the style (the tokens never saw it)
+        jittered = {d: jitter_look(x[d], float(L.look_strength)) for d in ("a", "b")}
+        look_style = {d: model.encode_style_posterior(jittered[d], d, track=False)[0] for d in ("a", "b")}
+    rec, trans_enc, trans_rand, rec_look = {}, {}, {}, {}
     for d in ("a", "b"):
         src = OTHER[d]
-        z = torch.cat([q[d][0], q[src][0], q[src][0]])
-        s = torch.cat([own_style[d], own_style[d], rand_style[d]])
-        rec[d], trans_enc[d], trans_rand[d] = model.decode(z, s, d).split(n)
+        z = [q[d][0], q[src][0], q[src][0]] + ([q[d][0]] if look else [])
+        s = [own_style[d], own_style[d], rand_style[d]] + ([look_style[d]] if look else [])
+        rec[d], trans_enc[d], trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(n)
+        if look:
+            rec_look[d] = rest[0]
+    if look:
+        terms["look"] = sum(F.l1_loss(rec_look[d], jittered[d]) for d in ("a", "b"))
+        if L.look_invariance > 0:  # ... and the tokens of the copy are the tokens of the original
+            terms["look_invariance"] = sum(F.l1_loss(model.content_features(jittered[d]), q[d][3].detach())
+                                           for d in ("a", "b"))
 
     terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
     if L.recon_ssim > 0:
@@ -145,12 +160,11 @@ def generator_step(
             back[src] = model.decode(z_q_back, own_style[src], src)
         terms["cycle"] = sum(F.l1_loss(back[d], x[d]) for d in ("a", "b"))
     # style regression: the style encoder recovers the style a translation was made with
-    if model.multimodal:
-        style = []
-        for d in ("a", "b"):
-            s_hat = model.encode_style(torch.cat([trans_enc[d], trans_rand[d]]), d)
-            style.append(F.l1_loss(s_hat, torch.cat([own_style[d].detach(), rand_style[d]])))
-        terms["style"] = sum(style)
+    if model.multimodal:  # random styles must be recovered (MUNIT); encoded ones too with loss.style_encoded
+        terms["style"] = sum(F.l1_loss(model.encode_style(trans_rand[d], d), rand_style[d]) for d in "ab")
+        if L.style_encoded > 0:
+            terms["style_encoded"] = sum(F.l1_loss(model.encode_style(trans_enc[d], d), own_style[d].detach())
+                                         for d in "ab")
 
         if L.mode_seek > 0:  # mode seeking (MSGAN, DRIT++): two styles of one content must give two images, the
             # pixel distance per unit of style distance pushed up to mode_seek_target (a hinge: bounded, and off
@@ -193,12 +207,23 @@ def generator_step(
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
         "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass, "trans_fm": L.trans_fm,
+        "style_encoded": L.style_encoded, "look": L.look, "look_invariance": L.look_invariance,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
     features = feature_rows({d: q[d][3] for d in "ab"})
     tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
     content = {d: q[d][3] for d in ("a", "b")}
-    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content)
+    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content, own_mean)
+
+
+COLLAPSED_SPREAD = 0.05  # style spread below this (random styles: 1) = the style encoder gives one style
+
+
+def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
+    """True when a logged line shows a style encoder giving (nearly) every image the same style, once past
+    the first tenth of training (a fresh encoder starts near one style)."""
+    spreads = [metrics[k] for k in ("style_spread_a", "style_spread_b") if k in metrics]
+    return bool(spreads) and step >= max(50, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
 
 
 def feature_rows(content: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -451,6 +476,8 @@ def _train(
     sums: dict[str, float] = defaultdict(float)
     counts = torch.zeros(model.n_embed, dtype=torch.long)
     n_logged, restarted, last = 0, 0, {}
+    seen_styles: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
+    collapse_warned = False
     t0 = time.perf_counter()
     model.train()
     discs.train()
@@ -506,6 +533,8 @@ def _train(
                 sums[k] += v
             sums["total"] += out.loss.item()
             counts += torch.bincount(out.tokens.cpu(), minlength=model.n_embed)
+            for d, st in out.styles.items():
+                seen_styles[d].append(st.float().cpu())
             n_logged += 1
             bar.update(1)
 
@@ -520,6 +549,8 @@ def _train(
                     "lr": T.lr * factor,
                     **means,
                     **codebook_stats(counts),
+                    **{f"style_spread_{d}": style_spread(torch.cat(v)) for d, v in seen_styles.items()
+                       if sum(len(t) for t in v) >= 2},
                     "codes_restarted": restarted,
                     "steps_per_s": n_logged / elapsed,
                     **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {}),
@@ -530,6 +561,11 @@ def _train(
                         path = run_dir / "samples" / f"step-{step:07d}.png"
                         last.update(write_preview(shown, preview, cfg, path))
                         tb.image("samples", path, step)
+                    if not collapse_warned and style_collapsed(last, step, int(T.max_steps)):
+                        collapse_warned = True
+                        tqdm.write(f"warning: the style encoders have collapsed at step {step} (style spread "
+                                   f"{min(last['style_spread_a'], last['style_spread_b']):.3g}, random styles: 1): "
+                                   "every image gets the same style, so exemplars and random styles change little")
                     log.write(last)
                     tb.scalars(last, step)
                     tb.code_histogram("codebook/usage", counts, step)
@@ -539,6 +575,7 @@ def _train(
                     )  # fmt: skip
                 sums.clear()
                 counts.zero_()
+                seen_styles = {"a": [], "b": []}
                 n_logged, restarted, t0 = 0, 0, time.perf_counter()
             if checkpoint_due(step, T.ckpt_every, end):
                 save()
