@@ -6,11 +6,12 @@ variational=True (model.style_vae) adds a log-variance head (DRIT++'s attribute 
 style is drawn from N(mu, sigma^2) and a KL term to N(0, I) charges for every bit the style carries.
 At inference the style is the mean.
 
-standardize=True (model.style_norm) divides the encoder's output by running statistics of the styles of
-real images (per dimension: mean 0, standard deviation 1), kept like batch norm's running statistics but
-never from one small batch: the styles of real images and the random N(0, I) styles then live on one
-scale, so a random style is a style the decoder has seen, and a style encoder that outputs a constant
-gains nothing in the latent style regression (its tiny variation is blown up to unit scale, not hidden).
+standardize=True (model.style_norm) whitens the encoder's output with running statistics of the styles of
+real images (their mean and full covariance, kept like batch norm's running statistics but never from one
+small batch): the styles of real images then have mean 0 and covariance I, the first two moments of the
+random N(0, I) styles, so a random style is drawn from a Gaussian fitted to the real ones and the decoder
+learns both on one scale. Directions in which real styles do not vary come out as noise the decoder
+learns to ignore, and a style encoder that outputs a constant gains nothing in the latent regression.
 """
 
 from __future__ import annotations
@@ -44,19 +45,31 @@ class StyleEncoder(nn.Module):
         self.momentum = momentum
         if standardize:
             self.register_buffer("running_mean", torch.zeros(style_dim))
-            self.register_buffer("running_var", torch.ones(style_dim))
+            self.register_buffer("running_cov", torch.eye(style_dim))
+            self.register_buffer("num_tracked", torch.zeros((), dtype=torch.long))
 
     def _scale(self, mu: torch.Tensor, logvar: torch.Tensor | None, track: bool):
         if not self.standardize:
             return mu, logvar
         if track and self.training and mu.shape[0] > 1:
-            with torch.no_grad():
+            with torch.no_grad():  # a plain average over the first batches, then a moving one
                 m = mu.detach().float()
-                self.running_mean.lerp_(m.mean(0), self.momentum)
-                self.running_var.lerp_(m.var(0, unbiased=True), self.momentum)
-        var = self.running_var + 1e-5
-        mu = (mu - self.running_mean) * var.rsqrt()
-        return mu, (logvar - var.log() if logvar is not None else None)
+                weight = max(self.momentum, 1.0 / (int(self.num_tracked) + 1))
+                self.running_mean.lerp_(m.mean(0), weight)
+                self.running_cov.lerp_(torch.cov(m.T).reshape_as(self.running_cov), weight)
+                self.num_tracked += 1
+        whiten, log_scale = self.whitening()
+        mu = (mu - self.running_mean) @ whiten.to(mu.dtype)
+        return mu, (logvar + 2 * log_scale if logvar is not None else None)
+
+    def whitening(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The symmetric whitening matrix (cov + eps I)^(-1/2) of the running statistics, and the log of its
+        diagonal (how much each dimension is scaled, for a variational encoder's log-variance)."""
+        cov = self.running_cov.float()
+        cov = 0.5 * (cov + cov.T) + 1e-5 * torch.eye(cov.shape[0], device=cov.device)
+        vals, vecs = torch.linalg.eigh(cov)
+        whiten = vecs @ torch.diag(vals.clamp_min(1e-5).rsqrt()) @ vecs.T
+        return whiten, whiten.diagonal().abs().clamp_min(1e-12).log()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, C, H, W] -> style [B, style_dim] (the mean, for a variational encoder)."""
