@@ -7,6 +7,7 @@ encoded style, other content with a sampled N(0, I) style].
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import defaultdict
 from contextlib import closing
@@ -223,7 +224,7 @@ def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
     """True when a logged line shows a style encoder giving (nearly) every image the same style, once past
     the first tenth of training (a fresh encoder starts near one style)."""
     spreads = [metrics[k] for k in ("style_spread_a", "style_spread_b") if k in metrics]
-    return bool(spreads) and step >= max(50, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
+    return bool(spreads) and step >= max(1, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
 
 
 def feature_rows(content: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -565,7 +566,8 @@ def _train(
                         collapse_warned = True
                         tqdm.write(f"warning: the style encoders have collapsed at step {step} (style spread "
                                    f"{min(last['style_spread_a'], last['style_spread_b']):.3g}, random styles: 1): "
-                                   "every image gets the same style, so exemplars and random styles change little")
+                                   "every image gets the same style, so exemplars and random styles change little",
+                                   file=sys.stderr)
                     log.write(last)
                     tb.scalars(last, step)
                     tb.code_histogram("codebook/usage", counts, step)
