@@ -1,5 +1,7 @@
 """The translation-quality benchmarks: held-out test images with exact ground truth, one table per budget.
 
+    --benchmark scenes   synthetic summer -> winter landscapes, 64 px (`vqi2i data scenes`; 200 held-out scenes
+                         drawn in both seasons; no paired rows: the builder draws no shared training scenes)
     --benchmark glyphs   AR PL UMing (Ming) -> AR PL UKai (Kai), 64 px grayscale (`vqi2i data glyphs`)
     --benchmark emoji    Noto Color Emoji -> Twemoji, 64 px RGB (`vqi2i data emoji`)
     --benchmark hei-kai  WenQuanYi Zen Hei (sans) -> AR PL UKai: a pair the recipe was not tuned on
@@ -46,6 +48,8 @@ class Benchmark:
 EMOJIONE_PNGS = "/usr/share/rubygems-integration/all/gems/gemojione-3.3.0/assets/png"  # apt-get install ruby-gemojione
 
 BENCHMARKS = {
+    "scenes": Benchmark("configs/scenes64.yaml", ["scenes"], "--n-train",
+                        "synthetic summer (A) -> winter (B) landscapes, 64 px, 200 held-out scenes in both seasons"),
     "glyphs": Benchmark("configs/glyphs64.yaml", ["glyphs"], "--num-chars",
                         "AR PL UMing (A) -> AR PL UKai (B), 64 px grayscale"),
     "emoji": Benchmark("configs/emoji64.yaml", ["emoji"], "--num-emoji",
@@ -108,6 +112,14 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                         ["data.kind=paired", "model.dec_attn=true"], "shared"),
     "paired-dec128": ("paired ceiling with decoders twice as wide at the token grid (dec_ch 128)",
                       ["data.kind=paired", "model.dec_ch=128"], "shared"),
+    "no-look-invariance": ("recipe without the look-invariance of the content features", ["loss.look_invariance=0"],
+                           "disjoint"),
+    "no-look": ("recipe without the look-transfer terms (whitened styles only)",
+                ["loss.look=0", "loss.look_invariance=0"], "disjoint"),
+    "no-style-norm": ("recipe without whitened styles (look transfer only)", ["model.style_norm=false"], "disjoint"),
+    "previous-recipe": ("the recipe before the style-path fix: no look transfer, styles not whitened, encoded styles "
+                        "regressed too", ["model.style_norm=false", "loss.look=0", "loss.look_invariance=0",
+                                          "loss.style_encoded=1"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",
@@ -229,8 +241,9 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     dirs = ("a_to_b", "b_to_a")
     head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | kept A→B ↑ | kept B→A ↑ | L1 A→B ↓ | "
             "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | "
-            "recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | train min |")
-    lines = [head, "|" + " --- |" + " ---: |" * 17]
+            "recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | guided SSIM A→B / B→A ↑ | "
+            "style follow A→B / B→A ↑ | style spread A / B | codec SSIM A / B ↑ | train min |")
+    lines = [head, "|" + " --- |" + " ---: |" * 21]
     first = next(iter(reports.values()))
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
@@ -240,7 +253,7 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
 
     ident_colour = " / ".join(fmt(identity_colour(d)) for d in dirs)
     lines.append("| identity (no translation) | " + " | ".join(ident)
-                 + f" | – | – | 0 | 0 | – | – | {ident_colour} | – | – |")
+                 + f" | – | – | 0 | 0 | – | – | {ident_colour} | – | {' / '.join(ident[:2])} | 0 | – | – | – |")
     for name, r in reports.items():
         cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
         cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
@@ -252,7 +265,12 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         kept = " / ".join(fmt(rec.get(d, {}).get("kept"), 2) for d in "ab")
         colour = " / ".join(fmt(_get(r, d, "ground_truth", "coarse_l1")) for d in dirs)
         rec_colour = " / ".join(fmt(rec.get(d, {}).get("coarse_l1")) for d in "ab")
-        cells += [fmt(r["codebook"].get("token_agreement")), kept, colour, rec_colour, f"{minutes.get(name, 0):.1f}"]
+        guided = " / ".join(fmt(_get(r, d, "guided", "ssim")) for d in dirs)
+        follow = " / ".join(fmt(_get(r, d, "style_follow", "ssim")) for d in dirs)
+        spread = " / ".join(fmt(r.get("style", {}).get(d, {}).get("spread"), 2) for d in "ab")
+        codec = " / ".join(fmt(rec.get(d, {}).get("ssim")) for d in "ab")
+        cells += [fmt(r["codebook"].get("token_agreement")), kept, colour, rec_colour, guided, follow, spread, codec,
+                  f"{minutes.get(name, 0):.1f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

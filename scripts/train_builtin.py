@@ -32,8 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 1500
 SEED = 0
 EXAMPLES = 4  # per domain
-# the quality issue's recipe terms, for configs that do not carry them yet (scenes64)
-RECIPE = ["disc.norm=spectral", "loss.adv=0.5", "loss.feat_match=1.0", "loss.content_adv=1.0", "train.ema=0.995"]
 WEIGHTS_LICENSE = "MIT (the weights, like the code)"
 WALL_FILE = "train_wall_s.json"
 
@@ -54,7 +52,7 @@ class Spec:
 SPECS: dict[str, Spec] = {
     "scenes": Spec(
         "translator", "synthetic summer <-> winter landscapes, 64 px, 16x16 content tokens",
-        "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={STEPS}", *RECIPE], ("summer", "winter"),
+        "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={STEPS}"], ("summer", "winter"),
         attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
     ),
     "scenes-prior": Spec(

@@ -200,3 +200,13 @@ def test_look_transfer_is_learnt_through_the_style(make_tiny_cfg):
         with_copy_style = model.decode(z_q, model.encode_style(copy, "a"), "a")
         with_own_style = model.decode(z_q, model.encode_style(x["a"], "a"), "a")
     assert (with_copy_style - copy).abs().mean() < (with_own_style - copy).abs().mean()
+
+
+def test_style_recovery_by_hand():
+    from vqi2i.eval.evaluate import style_recovery
+
+    torch.manual_seed(0)
+    given = torch.randn(64, 8)
+    assert style_recovery(given, 3 * given + 1) == pytest.approx(1.0)  # read back exactly, up to scale and shift
+    assert style_recovery(given, torch.zeros(64, 8) + 0.2) == pytest.approx(0.0, abs=1e-5)  # a constant: nothing
+    assert abs(style_recovery(given, torch.randn(64, 8))) < 0.2  # unrelated

@@ -139,6 +139,15 @@ def _feature_distances(real: torch.Tensor, fake: torch.Tensor, source: torch.Ten
     }
 
 
+def style_recovery(given: torch.Tensor, recovered: torch.Tensor) -> float:
+    """The mean over style dimensions of the correlation between the styles images were rendered with and the
+    styles encoded back from them: 1 when the style encoder reads every random style back, 0 when it reads
+    nothing (the decoder ignores the style, or renders it as something real images never show)."""
+    g, r = given.float() - given.float().mean(0), recovered.float() - recovered.float().mean(0)
+    corr = (g * r).sum(0) / (g.norm(dim=0) * r.norm(dim=0)).clamp_min(1e-12)
+    return float(corr.mean())
+
+
 @torch.no_grad()
 def _guided_scores(model, x: torch.Tensor, gt: torch.Tensor, src: str, dst: str, opt: EvalOptions, device) -> dict:
     """Content of x (src) rendered in dst with the style of its own ground truth (guided), and with the style
@@ -218,10 +227,10 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         order += [i for i in range(n) if i not in with_gt]
         chosen = torch.tensor(order[: min(opt.diversity_inputs, n)])
         _, z_q = model.encode_content(x[chosen].to(device))
-        samples = torch.stack([
-            model.decode(z_q, model.sample_style(len(chosen), gen, device) if model.multimodal else None, dst)
-            .float().cpu().clamp(-1, 1) for _ in range(opt.num_samples)
-        ], dim=1)  # [M, N, C, H, W]
+        drawn = [model.sample_style(len(chosen), gen, device) if model.multimodal else None
+                 for _ in range(opt.num_samples)]
+        samples = torch.stack([model.decode(z_q, s, dst).float().cpu().clamp(-1, 1) for s in drawn],
+                              dim=1)  # [M, N, C, H, W]
         sample_feats = clf.extract_features(judge, samples.flatten(0, 1)).view(len(chosen), opt.num_samples, -1)
 
         p_b = clf.classify(judge, fake)
@@ -236,6 +245,9 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
                 "inputs": len(chosen), "samples": opt.num_samples,
             },
         }
+        if model.multimodal:  # do random styles stay where the decoder renders them recoverably? (1: exactly)
+            result["random_style_recovery"] = style_recovery(
+                torch.cat(drawn).cpu(), model.encode_style(samples.transpose(0, 1).flatten(0, 1).to(device), dst).cpu())
         if inception is not None:
             result["inception"] = _feature_distances(inc_feats[dst], inception_features(inception, fake),
                                                      inc_feats[src], opt)

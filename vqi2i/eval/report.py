@@ -55,6 +55,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         add("  identity", lambda d: d["inception"]["fd_identity"], 2)
         add("KID, Inception ↓", lambda d: d["inception"]["kid"], 4)
     add("diversity, pixel L1", lambda d: d["diversity"]["pixel_l1"], 4)
+    if any("random_style_recovery" in d for d in report["directions"].values()):
+        add("random styles read back (correlation, 1: all) ↑", lambda d: d["random_style_recovery"])
     add("diversity, classifier features", lambda d: d["diversity"]["feature_l2"], 4)
     rec = report.get("reconstruction", {})
     if report.get("style"):
