@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,13 +166,14 @@ def pick_examples(folder: Path, k: int) -> list[Path]:
 def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], source: Path | None = None) -> Path:
     from vqi2i.builtin import MODELS_DIR, get
     from vqi2i.checkpoint import checkpoint_id, inference_weights, resolve_checkpoint
+    from vqi2i.fileio import temp_dir
 
     ckpt = resolve_checkpoint(run)
     state = json.loads((ckpt / "state.json").read_text())
     cfg = yaml.safe_load((ckpt / "config.yaml").read_text())
     cfg["name"] = name
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
+    tmp = temp_dir(MODELS_DIR, prefix=f".{name}.")
     shutil.copyfile(inference_weights(ckpt), tmp / "model.safetensors")
     card: dict = {"name": name, "kind": spec.kind, "description": spec.description}
     if spec.kind == "prior":
