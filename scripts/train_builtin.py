@@ -9,7 +9,7 @@ project builds itself, with a model card recording the commands, steps, data, fi
 
 Per model: `vqi2i data ...` -> `vqi2i train ...` (or `train-prior`) -> `vqi2i eval ...` -> package: the
 weights inference uses (byte for byte, so the checkpoint id is the run's), the config, a card, a few
-held-out example images and the recorded result the tests check (vqi2i/builtin/reference.py).
+held-out example images and the recorded result the tests check (vqi2i/apps/builtin_reference.py).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def resolved_config(name: str, spec: Spec, work: Path) -> dict:
     from omegaconf import OmegaConf
 
     if spec.kind == "prior":
-        from vqi2i.train.prior_trainer import load_prior_config
+        from vqi2i.config import load_prior_config
 
         cfg = load_prior_config(ROOT / spec.config, [f"name={name}", *spec.overrides])
     else:
@@ -215,12 +215,12 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
     os.replace(tmp, final)
 
     # the recorded result, computed from the packaged files exactly as the tests do
-    from vqi2i.builtin.reference import prior_bits_per_token, translate_examples
+    from vqi2i.apps.builtin_reference import prior_bits_per_token, translate_examples
     from vqi2i.checkpoint import load_model
     from vqi2i.images import save_image
 
     if spec.kind == "prior":
-        from vqi2i.train.prior_trainer import open_prior_with_codec
+        from vqi2i.inference import open_prior_with_codec
 
         prior, _, codec, codec_cfg = open_prior_with_codec(name, None, "cpu")
         bits = prior_bits_per_token(prior, codec, get(spec.codec), int(codec_cfg.data.channels))

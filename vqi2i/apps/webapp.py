@@ -136,14 +136,14 @@ class AppModels:
 def load_models(model_spec: str, prior_spec: str | None, device: str = "auto", threads: int | None = None,
                 limits: Limits | None = None) -> AppModels:
     from vqi2i.checkpoint import load_model
-    from vqi2i.train.runtime import select_device, set_threads
+    from vqi2i.device import select_device, set_threads
 
     set_threads(threads)
     dev = select_device(device)
     model, cfg = load_model(model_spec, dev)
     app = AppModels(model, cfg, str(model_spec), dev, limits=limits or Limits())
     if prior_spec:
-        from vqi2i.train.prior_trainer import open_prior_with_codec
+        from vqi2i.inference import open_prior_with_codec
 
         app.prior, _, app.codec, app.codec_cfg = open_prior_with_codec(prior_spec, None, dev)
         app.prior_spec = str(prior_spec)
