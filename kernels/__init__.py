@@ -1,4 +1,9 @@
-"""Hot-spot kernels of vqi2i with a torch reference beside each.
+"""Hot-spot kernels of vqi2i with a torch reference beside each, imported as `vqi2i_kernels`.
+
+This folder installs under the project's own name `vqi2i_kernels` (pyproject.toml's package-dir), not as a
+top-level `kernels`, a name another distribution on PyPI already uses; its files import each other
+relatively, so they load under that name alone. From a checkout that is not installed, the repository's
+`vqi2i_kernels.py` stands in for the installed package.
 
 `codebook_lookup`, `attention` and `decode_attention` are the only entry points; `dispatch.py`
 chooses the Triton path for CUDA tensors and the torch path everywhere else
@@ -8,6 +13,6 @@ backward) and `triton_decode.py` (flash-decoding over a KV cache) the kernels, w
 only when they run, so CPU-only users never import triton.
 """
 
-from kernels.dispatch import attention, codebook_lookup, decode_attention
+from .dispatch import attention, codebook_lookup, decode_attention
 
 __all__ = ["attention", "codebook_lookup", "decode_attention"]

@@ -14,8 +14,9 @@ import os
 
 import torch
 
-from kernels.reference import attention_torch, codebook_lookup_torch, decode_attention_torch
 from vqi2i.errors import UserError, did_you_mean
+
+from .reference import attention_torch, codebook_lookup_torch, decode_attention_torch
 
 MODES = ("auto", "torch", "triton")
 
@@ -41,7 +42,7 @@ def _use_triton(t: torch.Tensor, why_not) -> bool:
         return t.is_cuda and triton_installed() and why_not() is None
     if not triton_installed():
         raise UserError("VQI2I_KERNELS=triton, but triton is not installed (pip install triton)")
-    from kernels import triton_common
+    from . import triton_common
 
     if not t.is_cuda and not triton_common.INTERPRETED:
         raise UserError(
@@ -78,7 +79,7 @@ def codebook_lookup(
     if metric not in ("l2", "cosine"):
         raise ValueError(f"unknown metric {metric!r}; use 'l2' or 'cosine'")
     if _use_triton(z, lambda: _lookup_why_not(z, codebook)):
-        from kernels.triton_lookup import codebook_lookup_triton
+        from .triton_lookup import codebook_lookup_triton
 
         return codebook_lookup_triton(z, codebook, metric=metric)
     return codebook_lookup_torch(z, codebook, metric=metric)
@@ -94,12 +95,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
         raise ValueError(f"causal attention needs Tq <= Tk (masks align to the end), got {q.shape[2]} > {k.shape[2]}")
 
     def why_not():
-        from kernels.triton_attention import check_attention_inputs
+        from .triton_attention import check_attention_inputs
 
         return check_attention_inputs(q, k, v, causal)
 
     if _use_triton(q, why_not):
-        from kernels.triton_attention import attention_triton
+        from .triton_attention import attention_triton
 
         return attention_triton(q, k, v, causal=causal)
     return attention_torch(q, k, v, causal=causal)
@@ -111,14 +112,14 @@ def decode_attention(
     """KV-cached decode step: q [B, H, Dh] against caches [B, H, Tmax, Dh] valid up to lengths [B] (>= 1)."""
 
     def why_not():
-        from kernels.triton_decode import check_decode_inputs
+        from .triton_decode import check_decode_inputs
 
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_cache, v_cache)):
             return "the decode kernel has no backward (call it under torch.no_grad())"
         return check_decode_inputs(q, k_cache, v_cache, lengths)
 
     if _use_triton(q, why_not):
-        from kernels.triton_decode import decode_attention_triton
+        from .triton_decode import decode_attention_triton
 
         return decode_attention_triton(q, k_cache, v_cache, lengths)
     return decode_attention_torch(q, k_cache, v_cache, lengths)

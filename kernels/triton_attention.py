@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from torch.autograd.function import once_differentiable
 
-from kernels.triton_common import (
+from .triton_common import (
     INTERPRETED,
     SUPPORTED_DTYPES,
     check_runnable,

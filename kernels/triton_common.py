@@ -1,6 +1,6 @@
 """What the Triton kernels share: interpreted or compiled, the dot helper, per-GPU config lists.
 
-Importing this module imports triton, so only `kernels.dispatch` imports it, and only when the
+Importing this module imports triton, so only `dispatch.py` imports it, and only when the
 Triton path was chosen. Whether the kernels run under the Triton interpreter (TRITON_INTERPRET=1,
 CPU tensors) is fixed when they are defined, i.e. when this module is first imported.
 """

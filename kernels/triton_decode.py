@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.triton_common import INTERPRETED, SUPPORTED_DTYPES, check_runnable, device_guard, is_hopper
+from .triton_common import INTERPRETED, SUPPORTED_DTYPES, check_runnable, device_guard, is_hopper
 
 LOG2E = 1.4426950408889634
 

@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.triton_common import (
+from .triton_common import (
     INTERPRETED,
     SUPPORTED_DTYPES,
     check_runnable,

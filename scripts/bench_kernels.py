@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernels.reference import codebook_lookup_torch, decode_attention_torch  # noqa: E402
+from vqi2i_kernels.reference import codebook_lookup_torch, decode_attention_torch  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NO_CUDA = {"skipped": "no CUDA"}
@@ -60,7 +60,7 @@ def cdist_search(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def triton_lookup(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    from kernels.triton_lookup import codebook_lookup_triton
+    from vqi2i_kernels.triton_lookup import codebook_lookup_triton
 
     return codebook_lookup_triton(z, codebook)[0]
 
@@ -87,7 +87,7 @@ def sdpa_attention(q, k, v):
 
 
 def triton_attention(q, k, v):
-    from kernels.triton_attention import attention_triton
+    from vqi2i_kernels.triton_attention import attention_triton
 
     return attention_triton(q, k, v, causal=True)
 
@@ -294,7 +294,7 @@ def bench_attention(device: torch.device, reps: int) -> list[dict]:
 
 
 def triton_decode(q, k_cache, v_cache, lengths):
-    from kernels.triton_decode import decode_attention_triton
+    from vqi2i_kernels.triton_decode import decode_attention_triton
 
     return decode_attention_triton(q, k_cache, v_cache, lengths)
 

@@ -9,7 +9,7 @@ project builds itself, with a model card recording the commands, steps, data, fi
 
 Per model: `vqi2i data ...` -> `vqi2i train ...` (or `train-prior`) -> `vqi2i eval ...` -> package: the
 weights inference uses (byte for byte, so the checkpoint id is the run's), the config, a card, a few
-held-out example images and the recorded result the tests check (vqi2i/builtin/reference.py).
+held-out example images and the recorded result the tests check (vqi2i/apps/builtin_reference.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def resolved_config(name: str, spec: Spec, work: Path) -> dict:
     from omegaconf import OmegaConf
 
     if spec.kind == "prior":
-        from vqi2i.train.prior_trainer import load_prior_config
+        from vqi2i.config import load_prior_config
 
         cfg = load_prior_config(ROOT / spec.config, [f"name={name}", *spec.overrides])
     else:
@@ -165,13 +164,14 @@ def pick_examples(folder: Path, k: int) -> list[Path]:
 def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], source: Path | None = None) -> Path:
     from vqi2i.builtin import MODELS_DIR, get
     from vqi2i.checkpoint import checkpoint_id, inference_weights, resolve_checkpoint
+    from vqi2i.fileio import temp_dir
 
     ckpt = resolve_checkpoint(run)
     state = json.loads((ckpt / "state.json").read_text())
     cfg = yaml.safe_load((ckpt / "config.yaml").read_text())
     cfg["name"] = name
     MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=MODELS_DIR))
+    tmp = temp_dir(MODELS_DIR, prefix=f".{name}.")
     shutil.copyfile(inference_weights(ckpt), tmp / "model.safetensors")
     card: dict = {"name": name, "kind": spec.kind, "description": spec.description}
     if spec.kind == "prior":
@@ -213,12 +213,12 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
     os.replace(tmp, final)
 
     # the recorded result, computed from the packaged files exactly as the tests do
-    from vqi2i.builtin.reference import prior_bits_per_token, translate_examples
+    from vqi2i.apps.builtin_reference import prior_bits_per_token, translate_examples
     from vqi2i.checkpoint import load_model
     from vqi2i.images import save_image
 
     if spec.kind == "prior":
-        from vqi2i.train.prior_trainer import open_prior_with_codec
+        from vqi2i.inference import open_prior_with_codec
 
         prior, _, codec, codec_cfg = open_prior_with_codec(name, None, "cpu")
         bits = prior_bits_per_token(prior, codec, get(spec.codec), int(codec_cfg.data.channels))

@@ -34,7 +34,7 @@ def test_builtin_model_loads_by_name_with_its_recorded_id(name):
 
 @pytest.mark.parametrize("name", sorted(n for n in SHIPPED if n != "scenes-prior"))
 def test_builtin_translator_gives_its_recorded_result(name):
-    from vqi2i.builtin.reference import translate_examples
+    from vqi2i.apps.builtin_reference import translate_examples
     from vqi2i.checkpoint import load_model
     from vqi2i.images import load_image
 
@@ -51,8 +51,8 @@ def test_builtin_translator_gives_its_recorded_result(name):
 
 
 def test_builtin_prior_gives_its_recorded_bits_per_token():
-    from vqi2i.builtin.reference import prior_bits_per_token
-    from vqi2i.train.prior_trainer import open_prior_with_codec
+    from vqi2i.apps.builtin_reference import prior_bits_per_token
+    from vqi2i.inference import open_prior_with_codec
 
     card = get("scenes-prior").card
     prior, _, codec, codec_cfg = open_prior_with_codec("scenes-prior", None, "cpu")
@@ -92,7 +92,7 @@ def test_models_command_lists_and_shows_cards(capsys):
 
 
 def test_builtin_translation_is_deterministic_per_seed():
-    from vqi2i.builtin.reference import translate_examples
+    from vqi2i.apps.builtin_reference import translate_examples
     from vqi2i.checkpoint import load_model
 
     model, cfg = load_model("emoji", "cpu")

@@ -11,7 +11,9 @@ import torch
 from ddp_helpers import run_ranks
 
 from vqi2i.checkpoint import resolve_checkpoint
-from vqi2i.train.prior_trainer import load_prior, load_prior_config, train_prior
+from vqi2i.config import load_prior_config
+from vqi2i.inference import load_prior
+from vqi2i.train.prior_trainer import train_prior
 from vqi2i.train.runtime import read_metrics
 
 PRIOR_TINY = Path(__file__).resolve().parents[1] / "configs" / "prior_tiny.yaml"

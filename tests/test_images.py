@@ -197,3 +197,28 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_checkpoint_and_data_set_folders_follow_the_umask(tmp_path):
+    """Folders built under a temporary name and renamed into place (checkpoints, data sets) get the mode mkdir
+    gives under the umask, not mkdtemp's private 0700: a run shared with a group can be read by the group."""
+    import os
+
+    import torch
+    from omegaconf import OmegaConf
+
+    from vqi2i.checkpoint import save_checkpoint
+    from vqi2i.data.glyphs import write_dataset
+
+    mask = os.umask(0o027)
+    try:
+        ckpt = save_checkpoint(tmp_path / "run", 1, OmegaConf.create({"name": "x"}), {"model": torch.nn.Linear(2, 2)})
+        write_dataset(tmp_path / "data", {"trainA": {}}, "manifest.json", {})
+    finally:
+        os.umask(mask)
+    for folder in (tmp_path / "run" / "checkpoints", ckpt, tmp_path / "data", tmp_path / "data" / "trainA"):
+        assert folder.stat().st_mode & 0o777 == 0o750, folder
+    files = [ckpt / "model.safetensors", ckpt / "config.yaml", ckpt / "state.json", ckpt.parent / "latest",
+             tmp_path / "data" / "manifest.json"]
+    for file in files:
+        assert file.stat().st_mode & 0o777 == 0o640, file

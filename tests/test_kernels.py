@@ -18,10 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kernels
-from kernels import dispatch
-from kernels.reference import CHUNK_BYTES, attention_torch, codebook_lookup_torch, decode_attention_torch
+import vqi2i_kernels
 from vqi2i.errors import UserError
+from vqi2i_kernels import dispatch
+from vqi2i_kernels.reference import CHUNK_BYTES, attention_torch, codebook_lookup_torch, decode_attention_torch
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -134,7 +134,7 @@ def test_lookup_torch_default_chunk_bounds_the_block(monkeypatch):
 
 def test_lookup_carries_no_gradient():
     z = torch.randn(10, 4, requires_grad=True)
-    idx, dist = kernels.codebook_lookup(z, torch.randn(6, 4, requires_grad=True))
+    idx, dist = vqi2i_kernels.codebook_lookup(z, torch.randn(6, 4, requires_grad=True))
     assert not dist.requires_grad and not idx.requires_grad
 
 
@@ -144,7 +144,7 @@ def test_quantizer_matches_taming_indices_torch_path(monkeypatch):
 
 
 def check_quantizer_against_taming(device: str = "cpu") -> int:
-    """vqi2i's VectorQuantizer (through kernels.codebook_lookup) against taming's on one codebook:
+    """vqi2i's VectorQuantizer (through vqi2i_kernels.codebook_lookup) against taming's on one codebook:
     the same indices (up to float ties, judged exactly), hence the same z_q and loss."""
     from taming.modules.vqvae.quantize import VectorQuantizer as TamingVQ
 
@@ -198,7 +198,7 @@ def test_attention_torch_matches_explicit(tq, tk, causal):
 def test_attention_rejects_causal_with_more_queries_than_keys():
     q = torch.randn(1, 1, 5, 8)
     with pytest.raises(ValueError, match="Tq <= Tk"):
-        kernels.attention(q, q[:, :, :3], q[:, :, :3], causal=True)
+        vqi2i_kernels.attention(q, q[:, :, :3], q[:, :, :3], causal=True)
 
 
 def test_decode_torch_matches_explicit_per_sequence():
@@ -218,34 +218,34 @@ def test_decode_torch_matches_explicit_per_sequence():
 def test_unknown_kernel_mode_is_a_user_error(monkeypatch):
     monkeypatch.setenv("VQI2I_KERNELS", "trtion")
     with pytest.raises(UserError, match="did you mean 'triton'"):
-        kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
+        vqi2i_kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
 
 
 def test_forced_torch_never_calls_triton(monkeypatch):
     monkeypatch.setenv("VQI2I_KERNELS", "torch")
     monkeypatch.setattr(dispatch, "_lookup_why_not", lambda *a: pytest.fail("consulted the Triton path"))
-    idx, _ = kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
+    idx, _ = vqi2i_kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
     assert idx.shape == (4,)
 
 
 def test_forced_triton_on_cpu_without_interpreter_is_a_user_error(monkeypatch):
     pytest.importorskip("triton")
-    from kernels import triton_common
+    from vqi2i_kernels import triton_common
 
     monkeypatch.setattr(triton_common, "INTERPRETED", False)
     monkeypatch.setenv("VQI2I_KERNELS", "triton")
     with pytest.raises(UserError, match="TRITON_INTERPRET=1"):
-        kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
+        vqi2i_kernels.codebook_lookup(torch.randn(4, 3), torch.randn(5, 3))
 
 
 def test_cpu_auto_path_never_imports_triton():
     """CPU users get the torch paths without importing triton at all."""
     code = (
-        "import sys, torch, kernels\n"
+        "import sys, torch, vqi2i_kernels\n"
         "q = torch.randn(1, 2, 5, 8)\n"
-        "kernels.codebook_lookup(torch.randn(6, 8), torch.randn(4, 8))\n"
-        "kernels.attention(q, q, q).sum()\n"
-        "kernels.decode_attention(q[:, :, 0], q, q, torch.tensor([3]))\n"
+        "vqi2i_kernels.codebook_lookup(torch.randn(6, 8), torch.randn(4, 8))\n"
+        "vqi2i_kernels.attention(q, q, q).sum()\n"
+        "vqi2i_kernels.decode_attention(q[:, :, 0], q, q, torch.tensor([3]))\n"
         "import vqi2i.models.quantizer\n"
         "assert 'triton' not in sys.modules, 'triton was imported'\n"
     )

@@ -27,9 +27,9 @@ TYPES = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
 
 def _specs():
     """(name, kernel, pointer types, float args, constexprs, arch, num_warps, num_stages, strides % 16 == 0)."""
-    from kernels import triton_attention as attn
-    from kernels import triton_decode as dec
-    from kernels import triton_lookup as look
+    from vqi2i_kernels import triton_attention as attn
+    from vqi2i_kernels import triton_decode as dec
+    from vqi2i_kernels import triton_lookup as look
 
     specs = []
     for dtype, arch, cfg, cosine, d in (

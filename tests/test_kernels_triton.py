@@ -21,12 +21,12 @@ pytest.importorskip("triton")
 
 from test_kernels import assert_nearest, check_quantizer_against_taming, exact_distances, integer_case  # noqa: E402
 
-import kernels  # noqa: E402
-from kernels import dispatch, triton_common  # noqa: E402
-from kernels.reference import attention_torch, codebook_lookup_torch, decode_attention_torch  # noqa: E402
-from kernels.triton_attention import attention_triton  # noqa: E402
-from kernels.triton_decode import decode_attention_triton  # noqa: E402
-from kernels.triton_lookup import codebook_lookup_triton  # noqa: E402
+import vqi2i_kernels  # noqa: E402
+from vqi2i_kernels import dispatch, triton_common  # noqa: E402
+from vqi2i_kernels.reference import attention_torch, codebook_lookup_torch, decode_attention_torch  # noqa: E402
+from vqi2i_kernels.triton_attention import attention_triton  # noqa: E402
+from vqi2i_kernels.triton_decode import decode_attention_triton  # noqa: E402
+from vqi2i_kernels.triton_lookup import codebook_lookup_triton  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cpu" and not triton_common.INTERPRETED:
@@ -100,12 +100,12 @@ def test_dispatch_reaches_the_kernels(monkeypatch):
     for name in ("codebook_lookup_torch", "attention_torch", "decode_attention_torch"):
         monkeypatch.setattr(dispatch, name, lambda *a, **k: pytest.fail("took the torch path"))
     z, codebook = randn(20, 16, seed=8), randn(30, 16, seed=9)
-    idx, dist = kernels.codebook_lookup(z, codebook)
+    idx, dist = vqi2i_kernels.codebook_lookup(z, codebook)
     assert_nearest(z, codebook, idx, dist)
     q = randn(1, 2, 20, 16, seed=10)
-    assert kernels.attention(q, q, q, causal=True).shape == q.shape
+    assert vqi2i_kernels.attention(q, q, q, causal=True).shape == q.shape
     lengths = torch.tensor([7], device=DEVICE)
-    assert kernels.decode_attention(q[:, :, 0], q, q, lengths).shape == (1, 2, 16)
+    assert vqi2i_kernels.decode_attention(q[:, :, 0], q, q, lengths).shape == (1, 2, 16)
 
 
 def test_quantizer_with_kernel_matches_taming(monkeypatch):

@@ -70,12 +70,12 @@ def test_cached_logits_equal_full_recompute_with_known_chunks():
 
 
 def test_kv_cache_through_the_triton_kernels_matches_a_torch_recompute():
-    """The sampler's prefill chunks (strided cache slices) and decode steps through `kernels` in Triton mode
+    """The sampler's prefill chunks (strided cache slices) and decode steps through `vqi2i_kernels` in Triton mode
     (the interpreter on CPU, in a child process so the setting cannot leak into other tests)."""
     pytest.importorskip("triton")
     code = textwrap.dedent("""
         import os, torch
-        from kernels import triton_common
+        from vqi2i_kernels import triton_common
         from vqi2i.models.prior import ContentPrior, PriorConfig
         from vqi2i.sampling import extend_right
         torch.manual_seed(0)

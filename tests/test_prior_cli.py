@@ -12,9 +12,9 @@ from vqi2i.apps.extend import extend_tokens
 from vqi2i.checkpoint import checkpoint_id, resolve_checkpoint, save_checkpoint
 from vqi2i.cli import main
 from vqi2i.config import load_config
+from vqi2i.inference import load_prior, open_prior_with_codec
 from vqi2i.models.build import build_model
 from vqi2i.sampling import known_region
-from vqi2i.train.prior_trainer import load_prior, open_prior_with_codec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -6,10 +6,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from vqi2i.config import load_prior_config
 from vqi2i.errors import UserError
 from vqi2i.models.prior import PriorConfig
 from vqi2i.tokens import TokenSet
-from vqi2i.train.prior_trainer import load_prior_config, random_windows, split_validation, training_windows
+from vqi2i.train.prior_trainer import random_windows, split_validation, training_windows
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -1,4 +1,5 @@
-"""`vqi2i app`: the upload checks and the handlers (same results as the commands they name), and the page in
+"""`vqi2i app`: the upload checks, the handlers (same results as the commands they name), the API (named
+endpoints; the README's gradio_client call against a served app), and the page in
 a real browser: Debian's chromium driven by Playwright, nothing downloaded, nothing fetched from the network.
 
 The browser test needs /usr/bin/chromium (scripts/setup.sh installs it) and fails, not skips, without it.
@@ -129,11 +130,30 @@ def test_prior_handlers(prior_app, scenes_dir):
     assert len(images) == 3 and "--keep quarter" in cmd
     mask = np.zeros((32, 32, 4), np.uint8)
     mask[4:10, 20:30, 3] = 255
-    _, cmd, _ = webapp.complete(prior_app, src, "a", "a", "mask", 1, mask_value={"layers": [mask]})
+    _, cmd, _ = webapp.complete(prior_app, src, "a", "a", "mask", 1, mask={"layers": [mask]})
     assert "--mask 20,4,30,10" in cmd
     assert "draw a mask" in webapp.guarded(webapp.complete, prior_app)(src, "a", "a", "mask", 1, 0, None)[2]
     images, cmd, _ = webapp.generate(prior_app, "both", 2)
     assert len(images) == 4 and cmd.startswith("vqi2i generate -p ")
+
+
+def test_the_api_names_each_endpoint_and_parameter(prior_app):
+    """The API (what gradio_client calls): one endpoint per tab, named after it, whose parameters bear the
+    handler's names, and which returns the gallery, the command and the status; the page's own plumbing
+    (input preview, example picking) is not part of it."""
+    import inspect
+
+    info = webapp.build_ui(prior_app).get_api_info()
+    assert not info.get("unnamed_endpoints")
+    handlers = {f"/{fn.__name__}": fn for fn in (webapp.translate, webapp.interpolate, webapp.extend,
+                                                  webapp.complete, webapp.generate)}
+    assert set(info["named_endpoints"]) == set(handlers)
+    for name, endpoint in info["named_endpoints"].items():
+        params = [p["parameter_name"] for p in endpoint["parameters"]]
+        assert params == list(inspect.signature(handlers[name]).parameters)[1:], name
+        assert [r["label"] for r in endpoint["returns"]] == ["results", "the same from the command line", "status"]
+    translate = {p["parameter_name"]: p for p in info["named_endpoints"]["/translate"]["parameters"]}
+    assert translate["num_samples"]["parameter_default"] == 4 and not translate["image"]["parameter_has_default"]
 
 
 # -- the page in a real browser -----------------------------------------------------------------------
@@ -159,11 +179,12 @@ def wait_served(url: str, proc: subprocess.Popen, timeout: float) -> None:
     raise AssertionError(f"vqi2i app did not serve {url} within {timeout:.0f} s")
 
 
-@pytest.fixture
-def served(tmp_path, tiny_run):
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_run):
     """`vqi2i app` on the tiny run, no prior, on a free port -> (url, process)."""
     port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(tmp_path / "gradio"), NO_PROXY="*")
+    gradio_tmp = tmp_path_factory.mktemp("gradio")
+    env = dict(os.environ, OMP_NUM_THREADS="1", GRADIO_TEMP_DIR=str(gradio_tmp), NO_PROXY="*")
     cmd = [sys.executable, "-m", "vqi2i.cli", "app", "--model", str(tiny_run), "--no-prior", "--port", str(port),
            "--device", "cpu", "--threads", "1"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -243,3 +264,26 @@ def test_app_in_a_real_browser(served, tmp_path, scenes_dir):
     assert proc.poll() is None, "the app stopped serving"
     hosts = {u.split("/")[2] for u in requested if u.startswith("http")}
     assert hosts == {url.split("/")[2]}, f"the page fetched from elsewhere: {hosts}"
+
+
+def test_the_readme_script_calls_the_served_app(served, app, tmp_path, scenes_dir, monkeypatch):
+    """The README's gradio_client call, run as written against `vqi2i app` (its address and input image
+    replaced): the same images and command as the translate handler."""
+    pytest.importorskip("gradio_client")
+    url, proc = served
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    script = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'api_name="/translate"' in script
+    src = scenes_dir / "testA" / "0000.png"
+    script = script.replace('"http://127.0.0.1:7860/"', repr(url)).replace('"summer.png"', repr(str(src)))
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "client"))
+    namespace: dict = {}
+    exec(script, namespace)  # the README's own example
+    images, cmd, status = webapp.translate(app, str(src), "a2b", "random", 4, seed=0)
+    assert namespace["command"] == cmd and "4 image(s)" in namespace["status"]
+    gallery = namespace["gallery"]
+    assert [item["caption"] for item in gallery] == [caption for _, caption in images]
+    for item, (image, _) in zip(gallery, images):
+        assert np.array_equal(np.asarray(Image.open(item["image"]).convert("RGB")), np.asarray(image.convert("RGB")))
+    assert proc.poll() is None

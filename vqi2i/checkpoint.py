@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from safetensors.torch import load_file, save_file
 
 from vqi2i.config import from_yaml_text, to_yaml
 from vqi2i.errors import UserError
-from vqi2i.fileio import atomic_write_text
+from vqi2i.fileio import atomic_write_text, temp_dir, usual_mode
 
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "model_ema.safetensors"
@@ -64,10 +63,11 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:07d}"
     final = root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    tmp = temp_dir(root, prefix=f".{name}.")
     try:
         for stem, module in modules.items():
             save_file(_state_dict_for_safetensors(module), str(tmp / f"{stem}.safetensors"))
+            usual_mode(tmp / f"{stem}.safetensors")  # safetensors writes its files private (0600)
         (tmp / "config.yaml").write_text(to_yaml(cfg))
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer.pt")

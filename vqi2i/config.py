@@ -1,7 +1,7 @@
 """Configs: YAML files merged over the defaults below, with `key=value` overrides from the command line.
 
-Every key a config may hold appears in DEFAULTS, so a misspelt key is caught and named (with the
-closest valid one) instead of being silently ignored.
+Every key a config may hold appears in DEFAULTS (a translator) or PRIOR_DEFAULTS (a content prior, at the
+end), so a misspelt key is caught and named (with the closest valid one) instead of being silently ignored.
 """
 
 from __future__ import annotations
@@ -271,3 +271,84 @@ def from_yaml_text(text: str) -> DictConfig:
 
 def as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+
+
+# -- the content prior's config (`vqi2i train-prior`): its own defaults, merged and checked the same way -----
+
+PRIOR_DEFAULTS: dict[str, Any] = {
+    "kind": "prior",  # marks a prior's config, so it is never mistaken for a translator's
+    "name": "prior",
+    "model": {
+        "n_layer": 8,
+        "n_head": 8,
+        "n_embd": 256,
+        "dropout": 0.1,
+        "block_rows": None,  # the context, in token rows/columns; null = the codec's token grid
+        "block_cols": None,
+        "vocab_size": None,  # filled in from the codec (its codebook size)
+    },
+    "data": {
+        "root": None,  # null = the codec's data.root (and size, crop, channels below)
+        "size": None,
+        "crop": None,
+        "flip": True,  # also train on mirrored images (left extension samples mirrored grids)
+        "window_prob": 0.5,  # fraction of steps trained on random sub-windows instead of whole grids
+        "min_window": 4,  # smallest sub-window side, in tokens
+        "token_cache": None,  # folder of token caches; null = RUN/tokens
+        "val_fraction": 0.05,  # held-out train images when the data set has no test split
+        "encode_batch": 32,
+    },
+    "train": {
+        "seed": 0,
+        "batch_size": 32,
+        "max_steps": 2000,
+        "lr": 6e-4,
+        "betas": [0.9, 0.95],
+        "weight_decay": 0.1,
+        "lr_schedule": "cosine",
+        "warmup_steps": 100,
+        "min_lr_ratio": 0.1,
+        "grad_clip": 1.0,
+        "log_every": 50,
+        "eval_every": 250,  # validation loss and a sheet of sampled grids decoded in both domains
+        "ckpt_every": 250,
+        "keep_checkpoints": 2,
+        "num_samples": 4,
+        "device": "auto",
+        "bf16": True,
+        "tensorboard": "auto",  # event files beside metrics.jsonl: auto (when installed) | true | false
+    },
+    "codec": {"path": None, "checkpoint_id": None},  # recorded by the trainer
+}
+
+
+def load_prior_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """PRIOR_DEFAULTS <- YAML file <- key=value overrides, every key checked."""
+    cfg = merge_config(PRIOR_DEFAULTS, path, overrides, check_file=_check_is_prior_config)
+    validate_prior_config(cfg)
+    return cfg
+
+
+def _check_is_prior_config(user: dict, path: Path) -> None:
+    if user.get("kind", "prior") != "prior" or "disc" in user or "loss" in user:
+        raise UserError(f"{path} is not a prior config (train a translator with `vqi2i train`)")
+
+
+def validate_prior_config(cfg: DictConfig) -> None:
+    m, d, t = cfg.model, cfg.data, cfg.train
+    for key in ("n_layer", "n_head", "n_embd"):
+        if int(m[key]) < 1:
+            raise UserError(f"model.{key} must be >= 1, got {m[key]}")
+    if int(m.n_embd) % int(m.n_head):
+        raise UserError(f"model.n_embd={m.n_embd} must be divisible by model.n_head={m.n_head}")
+    for key in ("block_rows", "block_cols"):
+        if m[key] is not None and int(m[key]) < 1:
+            raise UserError(f"model.{key} must be >= 1 or null, got {m[key]}")
+    if not 0.0 <= float(d.window_prob) <= 1.0 or not 0.0 <= float(d.val_fraction) < 1.0:
+        raise UserError("data.window_prob must be in [0, 1] and data.val_fraction in [0, 1)")
+    if int(d.min_window) < 1:
+        raise UserError(f"data.min_window must be >= 1, got {d.min_window}")
+    if int(t.batch_size) < 1 or int(t.max_steps) < 1:
+        raise UserError("train.batch_size and train.max_steps must be >= 1")
+    if t.lr_schedule not in ("constant", "cosine", "step"):
+        raise UserError(f"train.lr_schedule={t.lr_schedule!r} is not one of constant, cosine, step")

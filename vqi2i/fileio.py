@@ -1,4 +1,9 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename over it."""
+"""Atomic writes: build a temporary file (or folder) beside the target, then rename it into place.
+
+Temporary files and folders are created private (0600, 0700), and so are the files safetensors writes; what
+is renamed into place gets the mode a plain write or mkdir would give it under the umask (`usual_mode`), so a
+run or data set shared with a group stays readable.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,12 @@ def _umask() -> int:
     return mask
 
 
+def usual_mode(path: str | os.PathLike) -> None:
+    """Give a file or folder the mode that open() or mkdir give it under the umask (0666 or 0777 less the
+    umask): for what was made private (mkstemp, mkdtemp, safetensors)."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success it is renamed onto `path`.
@@ -40,11 +51,19 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = True) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private (0600); give them the usual mode
+        usual_mode(tmp_path)  # mkstemp makes files private (0600)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def temp_dir(parent: str | os.PathLike, prefix: str, suffix: str = "") -> Path:
+    """A fresh folder in `parent` to fill and then rename into place, with the mode that mkdir gives a
+    folder under the umask (mkdtemp makes it private, 0700, which the renamed folder would keep)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    usual_mode(tmp)
+    return tmp
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> None:

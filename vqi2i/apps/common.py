@@ -37,7 +37,7 @@ def add_fit_args(p: argparse.ArgumentParser) -> None:
 def open_model(args: argparse.Namespace):
     """(model, cfg, device) for the command's --checkpoint and --device."""
     from vqi2i.checkpoint import load_model
-    from vqi2i.train.runtime import select_device, set_threads
+    from vqi2i.device import select_device, set_threads
 
     set_threads(args.threads)
     device = select_device(args.device)
@@ -141,8 +141,8 @@ def add_prior_args(p: argparse.ArgumentParser) -> None:
 
 def open_prior(args: argparse.Namespace):
     """(prior, codec, codec cfg, device), checking the prior belongs to the codec."""
-    from vqi2i.train.prior_trainer import open_prior_with_codec
-    from vqi2i.train.runtime import select_device, set_threads
+    from vqi2i.device import select_device, set_threads
+    from vqi2i.inference import open_prior_with_codec
 
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")

@@ -128,8 +128,8 @@ def run_instant(args: argparse.Namespace) -> int:
 
     from vqi2i.builtin import available, get
     from vqi2i.cli import main
+    from vqi2i.device import set_threads
     from vqi2i.fileio import atomic_write_text
-    from vqi2i.train.runtime import set_threads
 
     missing = [n for n in ("scenes", "scenes-prior", "glyphs", "emoji") if n not in available()]
     if missing:
@@ -175,8 +175,8 @@ def run_trained(args: argparse.Namespace) -> int:
     from vqi2i.checkpoint import load_model
     from vqi2i.config import load_config
     from vqi2i.data.scenes import make_scenes
+    from vqi2i.device import set_threads
     from vqi2i.images import list_images, load_image, save_grid
-    from vqi2i.train.runtime import set_threads
     from vqi2i.train.trainer import prepare_run, train
 
     if not CONFIG.is_file():

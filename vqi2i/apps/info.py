@@ -127,7 +127,7 @@ def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.de
 
 def describe(args: argparse.Namespace) -> dict[str, Any]:
     from vqi2i.checkpoint import checkpoint_id, inference_weights, load_model
-    from vqi2i.train.runtime import select_device
+    from vqi2i.device import select_device
 
     if args.max_images is not None and args.max_images < 1:
         raise UserError("--max-images must be >= 1")

@@ -1,4 +1,4 @@
-"""`vqi2i interpolate`: transitional stylization (design.md §1).
+"""`vqi2i interpolate`: transitional stylization, one of VQ-I2I's applications (docs/architecture.md: a translation).
 
 One content grid is decoded with a style that changes across the image, from style 1 at the left to
 style 2 at the right: in N vertical bands (`--mode steps`) or token column by token column (`--mode smooth`). The

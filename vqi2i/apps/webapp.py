@@ -7,12 +7,15 @@ fonts from the network. Every upload is checked (size in bytes and pixels, decom
 image, too small) before a model sees it; a bad one is a message in the page and the app keeps serving.
 
 The handlers below take plain values (paths, numbers) and return PIL images and the command text, so
-they are tested without a browser; `build_ui` wires them to Gradio components.
+they are tested without a browser; `build_ui` wires them to Gradio components. Each is also an endpoint of
+the app's API, named after it (/translate, /interpolate, /extend, /complete, /generate), with its
+parameters named as in its signature (less `app`), so `gradio_client` can script the app (README).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import shlex
 import time
@@ -133,14 +136,14 @@ class AppModels:
 def load_models(model_spec: str, prior_spec: str | None, device: str = "auto", threads: int | None = None,
                 limits: Limits | None = None) -> AppModels:
     from vqi2i.checkpoint import load_model
-    from vqi2i.train.runtime import select_device, set_threads
+    from vqi2i.device import select_device, set_threads
 
     set_threads(threads)
     dev = select_device(device)
     model, cfg = load_model(model_spec, dev)
     app = AppModels(model, cfg, str(model_spec), dev, limits=limits or Limits())
     if prior_spec:
-        from vqi2i.train.prior_trainer import open_prior_with_codec
+        from vqi2i.inference import open_prior_with_codec
 
         app.prior, _, app.codec, app.codec_cfg = open_prior_with_codec(prior_spec, None, dev)
         app.prior_spec = str(prior_spec)
@@ -193,13 +196,13 @@ def _load(app: AppModels, path: str | None, what: str, channels: int) -> torch.T
     return load_image(path, channels)
 
 
-def translate(app: AppModels, image: str | None, direction: str, style_mode: str, n: int,
+def translate(app: AppModels, image: str | None, direction: str, style: str, num_samples: int,
               exemplar: str | None = None, intra: bool = False, seed: int = 0) -> Result:
-    """N random styles or the style of an exemplar, as `vqi2i translate`."""
+    """`num_samples` random styles, or (style 'exemplar') the style of an exemplar, as `vqi2i translate`."""
     from vqi2i.apps.common import check_min_size, encode_reference, fit_to_factor, make_generator, parse_direction
     from vqi2i.apps.translate import translate_images
 
-    model, seed, n = app.model, int(seed), int(n)
+    model, seed, n = app.model, int(seed), int(num_samples)
     src, dst = parse_direction(direction)
     dst = src if intra else dst
     if not 1 <= n <= MAX_SAMPLES:
@@ -207,28 +210,29 @@ def translate(app: AppModels, image: str | None, direction: str, style_mode: str
     x = _load(app, image, "input", model.in_channels)
     check_min_size(fit_to_factor(x[None], model.factor, "pad")[0], 2 * model.factor, "input")
     argv = ["translate", "-c", app.model_spec, "-i", Path(image).name, "-d", direction]
-    style, notes = None, []
+    exemplar_style, notes = None, []
     if not model.multimodal:
         n, notes = 1, ["this model is unimodal: one fixed style per domain"]
-    elif style_mode == "exemplar":
+    elif style == "exemplar":
         check_upload(exemplar, app.limits, "style exemplar")
-        style = encode_reference(model, app.cfg, Path(exemplar), dst, app.device).cpu()
+        exemplar_style = encode_reference(model, app.cfg, Path(exemplar), dst, app.device).cpu()
         n = 1
         argv += ["--style", Path(exemplar).name]
     else:
         argv += ["-n", n]
     argv += ["--intra"] * intra + ["--seed", seed, "-o", "out/"]
     t0 = time.perf_counter()
-    ys = translate_images(model, [x], src, dst, style=style, num_samples=n, generator=make_generator(seed),
+    ys = translate_images(model, [x], src, dst, style=exemplar_style, num_samples=n, generator=make_generator(seed),
                           batch_size=MAX_SAMPLES, fit="pad", device=app.device)[0]
-    label = "exemplar style" if style is not None else "random style"
+    label = "exemplar style" if exemplar_style is not None else "random style"
     images = [(_pil(y), f"{src}2{dst}, {label} {k + 1}") for k, y in enumerate(ys)]
     return images, command(*argv), _done(len(images), t0, notes)
 
 
-def interpolate(app: AppModels, image: str | None, direction: str, styles_mode: str, steps: int,
-                mode: str = "steps", ref1: str | None = None, ref2: str | None = None, seed: int = 0) -> Result:
-    """A style changing from left to right and the strip of whole-image interpolations, as `vqi2i interpolate`."""
+def interpolate(app: AppModels, image: str | None, direction: str, styles: str, steps: int, mode: str = "steps",
+                exemplar1: str | None = None, exemplar2: str | None = None, seed: int = 0) -> Result:
+    """A style changing from left to right and the strip of whole-image interpolations, as `vqi2i interpolate`:
+    between two random styles, or (styles 'exemplars') the styles of two exemplars."""
     from vqi2i.apps.common import check_min_size, encode_reference, fit_to_factor, parse_direction, unfit
     from vqi2i.apps.interpolate import read_styles, transition
 
@@ -242,11 +246,11 @@ def interpolate(app: AppModels, image: str | None, direction: str, styles_mode: 
     x, size = fit_to_factor(image_t[None], model.factor, "pad")
     check_min_size(x, 2 * model.factor, "input")
     argv = ["interpolate", "-c", app.model_spec, "-i", Path(image).name, "-d", direction]
-    if styles_mode == "exemplars":
-        for ref, what in ((ref1, "style 1"), (ref2, "style 2")):
+    if styles == "exemplars":
+        for ref, what in ((exemplar1, "style 1"), (exemplar2, "style 2")):
             check_upload(ref, app.limits, what)
-        s1, s2 = (encode_reference(model, app.cfg, Path(r), dst, app.device)[0] for r in (ref1, ref2))
-        argv += ["--styles", f"{Path(ref1).name},{Path(ref2).name}"]
+        s1, s2 = (encode_reference(model, app.cfg, Path(r), dst, app.device)[0] for r in (exemplar1, exemplar2))
+        argv += ["--styles", f"{Path(exemplar1).name},{Path(exemplar2).name}"]
     else:
         s1, s2 = read_styles("random", model, app.cfg, dst, app.device, int(seed))
         argv += ["--seed", int(seed)]
@@ -289,13 +293,14 @@ def _prior_argv(app: AppModels, name: str, image: str, src: str, dst: str) -> li
     return [name, "-p", app.prior_spec, "-i", Path(image).name, "--from", src] + (["--to", dst] if dst != src else [])
 
 
-def extend(app: AppModels, image: str | None, src: str, dst: str, side: str, pixels: int, n: int,
-           seed: int = 0) -> Result:
-    """Outpainting with the prior, as `vqi2i extend`."""
+def extend(app: AppModels, image: str | None, input_domain: str, render_in: str, side: str, pixels: int,
+           num_samples: int, seed: int = 0) -> Result:
+    """Outpainting with the prior, as `vqi2i extend`: the input (of `input_domain`) continued to the `side`
+    by `pixels`, rendered in domain `render_in`."""
     from vqi2i.apps.common import decode_samples
     from vqi2i.apps.extend import extend_tokens
 
-    pixels, n, seed = int(pixels), int(n), int(seed)
+    src, dst, pixels, n, seed = input_domain, render_in, int(pixels), int(num_samples), int(seed)
     x, style = _prior_input(app, image, src, dst)
     factor = app.codec.factor
     if pixels < factor or pixels % factor:
@@ -348,14 +353,15 @@ def editor_mask(value: dict | None, size: tuple[int, int]):
     return mask
 
 
-def complete(app: AppModels, image: str | None, src: str, dst: str, keep: str, n: int, seed: int = 0,
-             mask_value: dict | None = None) -> Result:
-    """Keep a quarter, a half or all but a drawn mask; the prior samples the rest, as `vqi2i complete`."""
+def complete(app: AppModels, image: str | None, input_domain: str, render_in: str, keep: str, num_samples: int,
+             seed: int = 0, mask: dict | None = None) -> Result:
+    """Keep a quarter, a half or (keep 'mask') all but the painted `mask` (an image-editor value); the prior
+    samples the rest, rendered in domain `render_in`, as `vqi2i complete`."""
     from vqi2i.apps.common import decode_samples
     from vqi2i.apps.complete import complete_tokens, masked_view, rectangle_unknown
     from vqi2i.sampling import known_region
 
-    n, seed = int(n), int(seed)
+    src, dst, n, seed = input_domain, render_in, int(num_samples), int(seed)
     x, style = _prior_input(app, image, src, dst)
     if not 1 <= n <= MAX_SAMPLES:
         raise UserError(f"samples must be 1 to {MAX_SAMPLES}, got {n}")
@@ -363,7 +369,7 @@ def complete(app: AppModels, image: str | None, src: str, dst: str, keep: str, n
     H, W = x.shape[-2:]
     argv = _prior_argv(app, "complete", image, src, dst)
     if keep == "mask":
-        rect = mask_rectangle(editor_mask(mask_value, check_upload(image, app.limits)), app.codec_cfg, factor)
+        rect = mask_rectangle(editor_mask(mask, check_upload(image, app.limits)), app.codec_cfg, factor)
         known = rectangle_unknown(rect, H, W, factor)
         argv += ["--mask", rect]
     else:
@@ -380,13 +386,13 @@ def complete(app: AppModels, image: str | None, src: str, dst: str, keep: str, n
     return images, command(*argv), _done(n, t0)
 
 
-def generate(app: AppModels, domain: str, n: int, seed: int = 0) -> Result:
-    """New scenes from the prior, decoded in a, b or both with random styles, as `vqi2i generate`."""
+def generate(app: AppModels, domain: str, num_samples: int, seed: int = 0) -> Result:
+    """New scenes from the prior, decoded in domain a, b or both with random styles, as `vqi2i generate`."""
     from vqi2i.apps.common import decode_styles
     from vqi2i.sampling import generate_grids
 
     _need_prior(app)
-    n, seed = int(n), int(seed)
+    n, seed = int(num_samples), int(seed)
     if not 1 <= n <= MAX_SAMPLES:
         raise UserError(f"samples must be 1 to {MAX_SAMPLES}, got {n}")
     domains = ["a", "b"] if domain == "both" else [domain]
@@ -412,7 +418,8 @@ def _done(count: int, t0: float, notes: list[str] | None = None) -> str:
 
 def guarded(fn, app: AppModels):
     """A Gradio callback around handler `fn`: a UserError (or any failure) becomes a message in the page
-    -> (gallery, command, status); the app keeps serving."""
+    -> (gallery, command, status); the app keeps serving. It bears `fn`'s name, docstring and parameters
+    (less `app`): Gradio names the API endpoint's parameters after them."""
 
     def callback(*values):
         try:
@@ -424,6 +431,9 @@ def guarded(fn, app: AppModels):
             traceback.print_exc()
             return [], "", f"**Error:** {type(e).__name__}: {e}"
 
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    callback.__signature__ = inspect.Signature([p.replace(annotation=inspect.Parameter.empty) for p in params])
+    callback.__name__, callback.__doc__ = fn.__name__, fn.__doc__
     return callback
 
 
@@ -444,7 +454,7 @@ def describe_input(app: AppModels, path: str | None) -> tuple[str | None, str, A
 def _outputs(gr, name: str):
     gallery = gr.Gallery(label="results", elem_id=f"{name}-gallery", columns=4, height="auto", allow_preview=False,
                          format="png", interactive=False)
-    status = gr.Markdown(elem_id=f"{name}-status", elem_classes=["status"], latex_delimiters=[])
+    status = gr.Markdown(label="status", elem_id=f"{name}-status", elem_classes=["status"], latex_delimiters=[])
     cmd = gr.Textbox(label="the same from the command line", elem_id=f"{name}-command", interactive=False,
                      buttons=["copy"])
     return [gallery, cmd, status]
@@ -479,7 +489,7 @@ def build_ui(app: AppModels):
                     return str(app.examples[evt.index])
 
                 pick.__annotations__["evt"] = gr.SelectData  # Gradio passes the selection by this type
-                examples.select(pick, None, image)
+                examples.select(pick, None, image, api_visibility="private")  # page plumbing, not an API
         direction = gr.Radio(["a2b", "b2a"], value="a2b", label="direction (translate, interpolate)")
         seed = gr.Number(0, label="seed", precision=0, minimum=0)
         mask_editor = None
@@ -492,7 +502,8 @@ def build_ui(app: AppModels):
                 exemplar = gr.File(label="style exemplar (an image of the target domain)", type="filepath", height=120)
                 run_t = gr.Button("Translate", variant="primary", elem_id="translate-button")
                 out_t = _outputs(gr, "translate")
-                run_t.click(guarded(translate, app), [image, direction, style_mode, n, exemplar, intra, seed], out_t)
+                run_t.click(guarded(translate, app), [image, direction, style_mode, n, exemplar, intra, seed], out_t,
+                            api_name="translate")
             with gr.Tab("interpolate", id="interpolate"):
                 with gr.Row():
                     styles_mode = gr.Radio(["random", "exemplars"], value="random", label="two styles")
@@ -504,7 +515,7 @@ def build_ui(app: AppModels):
                 run_i = gr.Button("Interpolate", variant="primary", elem_id="interpolate-button")
                 out_i = _outputs(gr, "interpolate")
                 run_i.click(guarded(interpolate, app), [image, direction, styles_mode, steps, mode, ref1, ref2, seed],
-                            out_i)
+                            out_i, api_name="interpolate")
             if app.prior is not None:
                 mask_editor = _prior_tabs(gr, app, image, seed)
         change_outputs = [preview, input_status] + ([mask_editor] if mask_editor is not None else [])
@@ -513,7 +524,7 @@ def build_ui(app: AppModels):
             shown, status, editor = describe_input(app, path)
             return (shown, status, editor) if mask_editor is not None else (shown, status)
 
-        image.change(on_input, image, change_outputs)
+        image.change(on_input, image, change_outputs, api_visibility="private")
     return page
 
 
@@ -535,7 +546,8 @@ def _prior_tabs(gr, app: AppModels, image, seed):
             pixels = gr.Slider(factor, 32 * factor, value=8 * factor, step=factor, label="pixels")
             n_e = gr.Slider(1, MAX_SAMPLES, value=2, step=1, label="samples")
         run_e = gr.Button("Extend", variant="primary", elem_id="extend-button")
-        run_e.click(guarded(extend, app), [image, src_e, dst_e, side, pixels, n_e, seed], _outputs(gr, "extend"))
+        run_e.click(guarded(extend, app), [image, src_e, dst_e, side, pixels, n_e, seed], _outputs(gr, "extend"),
+                    api_name="extend")
     with gr.Tab("complete", id="complete"):
         with gr.Row():
             src_c = gr.Radio(label="input domain", **domains)
@@ -548,13 +560,14 @@ def _prior_tabs(gr, app: AppModels, image, seed):
                                 brush=gr.Brush(default_size=brush_size(app.codec_cfg), colors=["#ff00ff"],
                                                color_mode="fixed"))
         run_c = gr.Button("Complete", variant="primary", elem_id="complete-button")
-        run_c.click(guarded(complete, app), [image, src_c, dst_c, keep, n_c, seed, editor], _outputs(gr, "complete"))
+        run_c.click(guarded(complete, app), [image, src_c, dst_c, keep, n_c, seed, editor], _outputs(gr, "complete"),
+                    api_name="complete")
     with gr.Tab("generate", id="generate"):
         with gr.Row():
             domain = gr.Radio(["a", "b", "both"], value="both", label="render in")
             n_g = gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="samples")
         run_g = gr.Button("Generate", variant="primary", elem_id="generate-button")
-        run_g.click(guarded(generate, app), [domain, n_g, seed], _outputs(gr, "generate"))
+        run_g.click(guarded(generate, app), [domain, n_g, seed], _outputs(gr, "generate"), api_name="generate")
     return editor
 
 

@@ -8,7 +8,7 @@
                             its evaluation figures, license and attribution, checkpoint id
         examples/a/*.png    a few held-out test images of each domain (translators), for the demo, the app
         examples/b/*.png    and the test that checks each model still gives its recorded result
-        reference/*.png     that recorded result
+        reference/*.png     that recorded result (`vqi2i.apps.builtin_reference` computes it)
 
 Every command that takes a run folder (`--checkpoint`, `--prior`, `--codec`) also takes one of these
 names; a run or checkpoint folder of that name in the working directory wins. `scripts/train_builtin.py` trains and

@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from vqi2i.errors import UserError
+from vqi2i.fileio import temp_dir
 
 DEFAULT_FONT_A = "AR PL UMing"  # Ming (Song) style
 DEFAULT_FONT_B = "AR PL UKai"   # Kai style
@@ -231,7 +231,7 @@ def write_dataset(out: Path, folders: dict[str, dict[str, Image.Image]], manifes
     Everything goes into a fresh folder beside `out` first, then is swapped in: a failure leaves `out` untouched.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(out.parent, prefix=f".{out.name}.")
     try:
         for sub, images in folders.items():
             folder = tmp / sub

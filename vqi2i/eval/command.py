@@ -63,11 +63,11 @@ def _positive(name: str, value: int | None) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from vqi2i.checkpoint import load_model
+    from vqi2i.device import select_device
     from vqi2i.eval.evaluate import EvalOptions, evaluate
     from vqi2i.eval.report import markdown_table
     from vqi2i.fileio import atomic_write_text
     from vqi2i.images import save_grid
-    from vqi2i.train.runtime import select_device
 
     for name in ("num_samples", "diversity_inputs", "max_images", "sheet_rows", "batch_size", "classifier_steps"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
@@ -107,10 +107,10 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_train_classifier(args: argparse.Namespace) -> int:
     from PIL import Image
 
+    from vqi2i.device import select_device
     from vqi2i.eval import classifier as clf
     from vqi2i.eval.evaluate import classifier_settings
     from vqi2i.images import list_images
-    from vqi2i.train.runtime import select_device
 
     _positive("--steps", args.steps)
     if not args.data.is_dir():

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kernels import attention, decode_attention
+from vqi2i_kernels import attention, decode_attention
 
 
 @dataclass

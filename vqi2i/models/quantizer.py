@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from kernels import codebook_lookup
+from vqi2i_kernels import codebook_lookup
 
 
 class VectorQuantizer(nn.Module):

@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vqi2i.config import load_config
+    from vqi2i.device import set_threads
     from vqi2i.train.cli_common import config_and_run_dir
     from vqi2i.train.distributed import env_context
-    from vqi2i.train.runtime import set_threads
     from vqi2i.train.trainer import train
 
     set_threads(args.threads)

@@ -78,7 +78,7 @@ def env_context() -> DistContext:
 def device_for(name: str | None, ctx: DistContext) -> torch.device:
     """The device of this process. One process: `select_device`. Under torchrun: the GPU of LOCAL_RANK
     ('auto' or 'cuda'), or the CPU."""
-    from vqi2i.train.runtime import select_device
+    from vqi2i.device import select_device
 
     if not ctx.enabled:
         return select_device(name)

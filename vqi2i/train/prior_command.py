@@ -29,8 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vqi2i.config import load_prior_config
+    from vqi2i.inference import is_prior_checkpoint
     from vqi2i.train.cli_common import config_and_run_dir
-    from vqi2i.train.prior_trainer import is_prior_checkpoint, load_prior_config, train_prior
+    from vqi2i.train.prior_trainer import train_prior
 
     def check_new() -> None:
         if args.codec is None:

@@ -13,14 +13,11 @@ import math
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from vqi2i.builtin import locate
 from vqi2i.checkpoint import (
     MODEL_FILE,
     checkpoint_id,
@@ -30,8 +27,8 @@ from vqi2i.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from vqi2i.config import merge_config
 from vqi2i.errors import UserError
+from vqi2i.inference import check_codec_path, prior_config_of
 from vqi2i.models.prior import ContentPrior, PriorConfig
 from vqi2i.tokens import TokenSet, cached_tokens
 from vqi2i.train.distributed import (
@@ -55,152 +52,6 @@ from vqi2i.train.runtime import (
     set_rng_state,
 )
 from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
-
-PRIOR_DEFAULTS: dict[str, Any] = {
-    "kind": "prior",  # marks a prior's config, so it is never mistaken for a translator's
-    "name": "prior",
-    "model": {
-        "n_layer": 8,
-        "n_head": 8,
-        "n_embd": 256,
-        "dropout": 0.1,
-        "block_rows": None,  # the context, in token rows/columns; null = the codec's token grid
-        "block_cols": None,
-        "vocab_size": None,  # filled in from the codec (its codebook size)
-    },
-    "data": {
-        "root": None,  # null = the codec's data.root (and size, crop, channels below)
-        "size": None,
-        "crop": None,
-        "flip": True,  # also train on mirrored images (left extension samples mirrored grids)
-        "window_prob": 0.5,  # fraction of steps trained on random sub-windows instead of whole grids
-        "min_window": 4,  # smallest sub-window side, in tokens
-        "token_cache": None,  # folder of token caches; null = RUN/tokens
-        "val_fraction": 0.05,  # held-out train images when the data set has no test split
-        "encode_batch": 32,
-    },
-    "train": {
-        "seed": 0,
-        "batch_size": 32,
-        "max_steps": 2000,
-        "lr": 6e-4,
-        "betas": [0.9, 0.95],
-        "weight_decay": 0.1,
-        "lr_schedule": "cosine",
-        "warmup_steps": 100,
-        "min_lr_ratio": 0.1,
-        "grad_clip": 1.0,
-        "log_every": 50,
-        "eval_every": 250,  # validation loss and a sheet of sampled grids decoded in both domains
-        "ckpt_every": 250,
-        "keep_checkpoints": 2,
-        "num_samples": 4,
-        "device": "auto",
-        "bf16": True,
-        "tensorboard": "auto",  # event files beside metrics.jsonl: auto (when installed) | true | false
-    },
-    "codec": {"path": None, "checkpoint_id": None},  # recorded by the trainer
-}
-
-
-def load_prior_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """PRIOR_DEFAULTS <- YAML file <- key=value overrides, every key checked."""
-    cfg = merge_config(PRIOR_DEFAULTS, path, overrides, check_file=_check_is_prior_config)
-    validate_prior_config(cfg)
-    return cfg
-
-
-def _check_is_prior_config(user: dict, path: Path) -> None:
-    if user.get("kind", "prior") != "prior" or "disc" in user or "loss" in user:
-        raise UserError(f"{path} is not a prior config (train a translator with `vqi2i train`)")
-
-
-def validate_prior_config(cfg: DictConfig) -> None:
-    m, d, t = cfg.model, cfg.data, cfg.train
-    for key in ("n_layer", "n_head", "n_embd"):
-        if int(m[key]) < 1:
-            raise UserError(f"model.{key} must be >= 1, got {m[key]}")
-    if int(m.n_embd) % int(m.n_head):
-        raise UserError(f"model.n_embd={m.n_embd} must be divisible by model.n_head={m.n_head}")
-    for key in ("block_rows", "block_cols"):
-        if m[key] is not None and int(m[key]) < 1:
-            raise UserError(f"model.{key} must be >= 1 or null, got {m[key]}")
-    if not 0.0 <= float(d.window_prob) <= 1.0 or not 0.0 <= float(d.val_fraction) < 1.0:
-        raise UserError("data.window_prob must be in [0, 1] and data.val_fraction in [0, 1)")
-    if int(d.min_window) < 1:
-        raise UserError(f"data.min_window must be >= 1, got {d.min_window}")
-    if int(t.batch_size) < 1 or int(t.max_steps) < 1:
-        raise UserError("train.batch_size and train.max_steps must be >= 1")
-    if t.lr_schedule not in ("constant", "cosine", "step"):
-        raise UserError(f"train.lr_schedule={t.lr_schedule!r} is not one of constant, cosine, step")
-
-
-# -- checkpoints ---------------------------------------------------------------------------------------
-
-
-def _raw_config(ckpt: Path) -> dict:
-    try:
-        return yaml.safe_load((ckpt / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        raise UserError(f"checkpoint {ckpt} has no readable config.yaml") from None
-
-
-def is_prior_checkpoint(path: str | Path) -> bool:
-    return _raw_config(resolve_checkpoint(path)).get("kind") == "prior"
-
-
-def check_codec_path(path: str | Path) -> Path:
-    """A codec (translator) checkpoint folder; a prior given in its place is a UserError."""
-    ckpt = resolve_checkpoint(path)
-    if _raw_config(ckpt).get("kind") == "prior":
-        raise UserError(f"{path} is a prior checkpoint; --codec needs a translator run (trained by `vqi2i train`)")
-    return ckpt
-
-
-def prior_config_of(cfg: DictConfig) -> PriorConfig:
-    m = cfg.model
-    return PriorConfig(vocab_size=int(m.vocab_size), block_rows=int(m.block_rows), block_cols=int(m.block_cols),
-                       n_layer=int(m.n_layer), n_head=int(m.n_head), n_embd=int(m.n_embd), dropout=float(m.dropout))
-
-
-def load_prior(path: str | Path, device: str | torch.device = "cpu") -> tuple[ContentPrior, DictConfig]:
-    """A trained prior for sampling -> (prior in eval mode, its config)."""
-    ckpt = resolve_checkpoint(path)
-    raw = _raw_config(ckpt)
-    if raw.get("kind") != "prior":
-        raise UserError(f"{path} is not a prior checkpoint (it looks like a translator; train one with "
-                        "`vqi2i train-prior`)")
-    cfg = OmegaConf.merge(OmegaConf.create(PRIOR_DEFAULTS), OmegaConf.create(raw))
-    prior = ContentPrior(prior_config_of(cfg))
-    load_weights(prior, ckpt / MODEL_FILE)
-    prior.to(device).eval()
-    prior.checkpoint_dir = ckpt
-    return prior, cfg
-
-
-def open_prior_with_codec(prior_path: str | Path, codec_path: str | Path | None, device):
-    """(prior, prior cfg, codec, codec cfg) after checking the prior was trained on this codec's tokens."""
-    prior, cfg = load_prior(prior_path, device)
-    recorded = cfg.codec.checkpoint_id
-    if codec_path is None:
-        if not cfg.codec.path:
-            raise UserError(f"prior {prior_path} does not record its codec; pass --codec")
-        codec_path = locate(cfg.codec.path)
-        if not codec_path.exists():
-            raise UserError(f"the prior's codec {codec_path} does not exist any more; pass --codec with it")
-    check_codec_path(codec_path)
-    found = checkpoint_id(codec_path)
-    if recorded and found != recorded:
-        raise UserError(
-            f"prior {prior_path} belongs to codec {recorded} ({cfg.codec.path}), but {codec_path} is codec "
-            f"{found}: its tokens mean something else; use the codec the prior was trained with"
-        )
-    codec, codec_cfg = load_model(codec_path, device)
-    if codec.n_embed != prior.cfg.vocab_size:
-        raise UserError(f"the codec has {codec.n_embed} codes, the prior {prior.cfg.vocab_size}")
-    codec.requires_grad_(False)
-    return prior, cfg, codec, codec_cfg
-
 
 # -- data ----------------------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Run utilities shared by the trainers: device choice, seeding, RNG state, LR schedule, batches, logs,
-checkpoints on schedule and on Ctrl-C."""
+"""Run utilities shared by the trainers: seeding, RNG state, LR schedule, batches, logs, checkpoints on
+schedule and on Ctrl-C (the device and threads are chosen in `vqi2i.device`)."""
 
 from __future__ import annotations
 
@@ -16,31 +16,6 @@ import torch
 
 from vqi2i.errors import UserError
 from vqi2i.fileio import atomic_write_text
-
-
-def select_device(name: str | None) -> torch.device:
-    """'auto' -> cuda when available, else cpu. An unavailable explicit device is a UserError."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device '{name}' asked for, but CUDA is not available on this machine")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError("device 'mps' asked for, but MPS is not available on this machine")
-    return dev
-
-
-def set_threads(threads: int | None) -> None:
-    """--threads: torch's CPU threads (None keeps torch's choice). On a small busy CPU, 1 is often fastest."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise UserError(f"--threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
 
 
 def seed_everything(seed: int) -> None:
