@@ -122,7 +122,8 @@ def test_info(capsys, tiny_run, scenes_dir):
     text = ok(capsys, "info", tiny_run)
     for expected in ("variant         multimodal", "training step   4", "K=64, D=32", "factor f=4", "style dim       8",
                      "content encoder", "quantizer (codebook)", "style encoders", "decoders", "discriminators",
-                     "from the training log", "weights         model.safetensors\n"):  # fmt: skip
+                     "from the training log", "weights         model.safetensors\n",
+                     "style spread    from the training log: A "):  # fmt: skip
         assert expected in text, expected  # the tiny run keeps no moving average
 
     info = json.loads(ok(capsys, "info", tiny_run, "--json", "--data", scenes_dir))
@@ -132,6 +133,7 @@ def test_info(capsys, tiny_run, scenes_dir):
     usage = info["codebook_usage"]["measured"]
     assert usage["images"] == 20 and set(usage["folders"]) == {"trainA", "trainB", "testA", "testB"}
     assert 1 < usage["codes_used"] <= 64 and 1 < usage["perplexity"] <= usage["codes_used"]
+    assert all(f["style_spread"] >= 0 for f in usage["folders"].values())  # each domain's own style encoder
 
     one = json.loads(ok(capsys, "info", tiny_run, "--json", "--data", scenes_dir / "testA"))
     assert one["codebook_usage"]["measured"]["images"] == 2 and one["codebook_usage"]["measured"]["folders"] == {}

@@ -90,7 +90,7 @@ def logged_usage(ckpt: Path) -> dict[str, Any] | None:
         return None
     for record in reversed(records):
         if "codes_used" in record:
-            keys = ("step", "codes_used", "perplexity", "val_codes_used")
+            keys = ("step", "codes_used", "perplexity", "val_codes_used", "style_spread_a", "style_spread_b", "style")
             return {k: record[k] for k in keys if k in record} | {"source": str(run_dir / "metrics.jsonl")}
     return None
 
@@ -120,6 +120,16 @@ def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.de
         tokens = torch.cat([t.flatten() for t, _ in encoded])
         all_tokens.append(tokens)
         per_folder[folder.name] = {"images": len(paths), **codebook_usage(tokens, model.n_embed)}
+        domain = folder.name[-1].lower() if folder.name in CYCLEGAN_FOLDERS else None
+        if model.multimodal and domain in ("a", "b") and len(images) >= 2:  # how far the folder's styles spread
+            from vqi2i.apps.common import fit_to_factor
+            from vqi2i.models.style_encoder import style_spread
+
+            fitted = [fit_to_factor(im[None], model.factor, args.fit)[0][0] for im in images]
+            if len({tuple(f.shape) for f in fitted}) == 1:
+                styles = torch.cat([model.encode_style(torch.stack(fitted[i:i + args.batch_size]).to(device), domain)
+                                    for i in range(0, len(fitted), args.batch_size)])
+                per_folder[folder.name]["style_spread"] = style_spread(styles.cpu())
     overall = codebook_usage(torch.cat(all_tokens), model.n_embed)
     return {"source": str(root), "images": sum(f["images"] for f in per_folder.values()), **overall,
             "folders": per_folder if len(per_folder) > 1 else {}}  # fmt: skip
@@ -204,8 +214,10 @@ def format_text(info: dict[str, Any]) -> str:
             f"{u['codes_used']} of {k} codes ({100 * u['usage']:.1f}%), perplexity {u['perplexity']:.1f}"
         )
         for name, f in u["folders"].items():
+            spread = f", style spread {f['style_spread']:.3f}" if "style_spread" in f else ""
             lines.append(
                 f"  {name:<14}{f['images']:>6} image(s): {f['codes_used']} codes, perplexity {f['perplexity']:.1f}"
+                f"{spread}"
             )
     else:
         u = usage["logged"]
@@ -215,6 +227,10 @@ def format_text(info: dict[str, Any]) -> str:
             f"batches since the previous log line): {u['codes_used']} of {k} codes, perplexity "
             f"{u['perplexity']:.1f}{val}"
         )
+        if "style_spread_a" in u:
+            lines.append(f"style spread    from the training log: A {u['style_spread_a']:.3f}, B "
+                         f"{u['style_spread_b']:.3f} (random styles: 1; near 0: every image gets one style), latent "
+                         f"style regression {u.get('style', float('nan')):.3f}")
     return "\n".join(lines)
 
 
