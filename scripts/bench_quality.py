@@ -270,7 +270,7 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         spread = " / ".join(fmt(r.get("style", {}).get(d, {}).get("spread"), 2) for d in "ab")
         codec = " / ".join(fmt(rec.get(d, {}).get("ssim")) for d in "ab")
         cells += [fmt(r["codebook"].get("token_agreement")), kept, colour, rec_colour, guided, follow, spread, codec,
-                  f"{minutes.get(name, 0):.1f}"]
+                  fmt(minutes.get(name), 1)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -339,7 +339,16 @@ def main() -> int:
     p.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     p.add_argument("--curve", type=int, metavar="N",
                    help="keep a checkpoint every N steps and score each one too: a learning curve per row")
+    p.add_argument("--add-report", action="append", default=[], metavar="NAME=EVAL_JSON",
+                   help="add a row from an existing `vqi2i eval` report on this benchmark's test set (e.g. a built-in "
+                        "model: `vqi2i eval --checkpoint scenes --data DATA --out R.json`); repeatable")
     args = p.parse_args()
+    added = {}
+    for item in args.add_report:
+        name, _, path = item.partition("=")
+        if not name or not Path(path).is_file():
+            sys.exit(f"bench_quality: --add-report wants NAME=EVAL_JSON with an existing file, got {item!r}")
+        added[name] = json.loads(Path(path).read_text())
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
@@ -453,6 +462,7 @@ def main() -> int:
     manifest = next(iter(sorted(data["disjoint"].glob("*.json"))), None)
     counts = json.loads(manifest.read_text()) if manifest else {}
     minutes = {r: times[f"train_{r}"] / 60 if f"train_{r}" in times else logged_minutes(out / r) for r in rows}
+    reports.update(added)
     summary = {
         "benchmark": args.benchmark, "machine": machine(), "device": args.device, "steps": args.steps,
         "batch_size": batch, "rows": {r: ROWS[r][0] for r in rows}, "data": counts, "config_drift": drift,
@@ -477,8 +487,12 @@ def main() -> int:
         f"--steps {args.steps} --label {args.label}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "")
         + (f" --num-items {args.num_items}" if args.num_items else "")
-        + (f" --curve {args.curve}" if args.curve else "") + "`.",
-        "Rows: " + "; ".join(f"**{r}**: {ROWS[r][0]}" for r in rows) + ".",
+        + (f" --curve {args.curve}" if args.curve else "")
+        + "".join(f" --add-report {item}" for item in args.add_report) + "`.",
+        "Rows: " + "; ".join(f"**{r}**: {ROWS[r][0]}" for r in rows) + "."
+        + "".join(f" **{n}**: `vqi2i eval` report {p.partition('=')[2]} (checkpoint {added[n].get('checkpoint')}, "
+                  f"step {added[n].get('step')}), scored on the same test set; trained elsewhere (train min: –)."
+                  for n, p in zip(added, args.add_report)),
         f"Training sets: disjoint between the domains (no item in both trainA and trainB) except the paired row's. "
         f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
         f"their ground truth than their own input; kept = share of outputs whose most correlated test ground truth "

@@ -42,17 +42,25 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     identity, row = lines[2].split(" | "), lines[3].split(" | ")
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
-    assert row[-4] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
-    assert row[-3:-1] == ["0.050 / 0.050", "0.020 / 0.030"]  # colour error: translations, reconstructions
-    assert identity[-3] == "0.150 / 0.150"  # ... and the untouched input's, beside them
+    assert row[-8] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
+    assert row[-7:-5] == ["0.050 / 0.050", "0.020 / 0.030"]  # colour error: translations, reconstructions
+    assert identity[-7] == "0.150 / 0.150"  # ... and the untouched input's, beside them
+    assert identity[-5:-1] == ["0.400 / 0.400", "0", "–", "–"]  # guided = identity for doing nothing, follows nothing
     older = _report()
     older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before those bars existed
     old_dir = older["directions"]["a_to_b"]  # the same dict for both directions
     del old_dir["ground_truth"]["coarse_l1"], old_dir["identity"]["coarse_l1"]
     alone = bench.table({"recipe": older}, {}).splitlines()
-    assert alone[3].split(" | ")[-4:-1] == ["– / –", "– / –", "– / –"] and alone[2].split(" | ")[-3] == "– / –"
+    assert alone[3].split(" | ")[-8:-5] == ["– / –", "– / –", "– / –"] and alone[2].split(" | ")[-7] == "– / –"
     both = bench.table({"old": older, "new": _report()}, {}).splitlines()
-    assert both[2].split(" | ")[-3] == "0.150 / 0.150"  # identity's colour error from the first row that has it
+    assert both[2].split(" | ")[-7] == "0.150 / 0.150"  # identity's colour error from the first row that has it
+    styled = _report()
+    styled["directions"]["a_to_b"]["guided"] = {"ssim": 0.8}  # the same dict for both directions
+    styled["directions"]["a_to_b"]["style_follow"] = {"ssim": 0.1}
+    styled["style"] = {"a": {"spread": 0.9}, "b": {"spread": 0.7}}
+    styled["reconstruction"]["a"]["ssim"], styled["reconstruction"]["b"]["ssim"] = 0.91, 0.92
+    cells = bench.table({"recipe": styled}, {"recipe": 30.0}).splitlines()[3].split(" | ")
+    assert cells[-5:] == ["0.800 / 0.800", "0.100 / 0.100", "0.90 / 0.70", "0.910 / 0.920", "30.0 |"]
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
