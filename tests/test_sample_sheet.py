@@ -43,3 +43,17 @@ def test_sheet_errors(sheet, tiny_run, scenes_dir, tmp_path, capsys):
     assert sheet.main(["--data", str(data), "--runs", f"x={tiny_run}", "-o", out]) == 2
     assert "no ground truth" in capsys.readouterr().err
     assert not Path(out).exists()
+
+
+def test_exemplar_sheet_renders_each_input_in_each_exemplars_style(sheet, tiny_run, scenes_dir, tmp_path):
+    out = tmp_path / "guided.png"
+    assert sheet.main(["--data", str(scenes_dir), "--runs", f"one={tiny_run}", "--every", "1", "--exemplars", "2",
+                       "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        shape = np.asarray(im.convert("RGB")).shape
+    # per direction: a header of exemplars + 2 test items = 3 lines; input + 2 exemplar styles + a blank = 4 cells
+    assert shape[0] == 6 * 32 + 7 * 2 and shape[1] > 4 * 32 + 5 * 2
+    rows = sheet.exemplar_rows(sheet.load_model(tiny_run)[0], scenes_dir, "a", 1, 2)
+    assert len(rows) == 3 and all(len(r) == 4 for r in rows)
+    assert sheet.main(["--data", str(scenes_dir), "--runs", f"one={tiny_run}", "--exemplars", "0", "-o",
+                       str(tmp_path / "x.png")]) == 2
