@@ -46,6 +46,7 @@ class Spec:
     codec: str | None = None  # a prior's built-in codec
     license: str = WEIGHTS_LICENSE
     attribution: str = ""
+    random_styles: str = ""  # what a random style does to this model's translations (from its sample sheet)
 
 
 SPECS: dict[str, Spec] = {
@@ -150,7 +151,19 @@ def eval_summary(report: dict) -> dict:
             "style_accuracy": round(d.get("style_accuracy", float("nan")), 3),
             "diversity_l1": round(d.get("diversity", {}).get("pixel_l1", float("nan")), 4),
         }
+        if "guided" in d:  # the style path: the ground truth's own style, another one's, and random styles read back
+            out[direction].update({
+                "guided_ssim": round(d["guided"]["ssim"], 4), "shuffled_exemplar_ssim": round(d["shuffled"]["ssim"], 4),
+                "style_follow_ssim": round(d["style_follow"]["ssim"], 4),
+                "random_style_recovery": round(d.get("random_style_recovery", float("nan")), 3),
+            })
     out["reconstruction_l1"] = {k: round(v["l1"], 4) for k, v in report.get("reconstruction", {}).items()}
+    out["codec_ceiling_ssim"] = {k: round(v["ssim"], 4) for k, v in report.get("reconstruction", {}).items()
+                                 if "ssim" in v}
+    if report.get("style"):
+        out["style_spread"] = {k: round(v["spread"], 3) for k, v in report["style"].items() if v.get("spread") is not None}
+    if report.get("codebook", {}).get("token_agreement") is not None:
+        out["same_item_same_token"] = round(report["codebook"]["token_agreement"], 3)
     out["test_images"] = report.get("num_test")
     return out
 
@@ -203,6 +216,7 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
                     "machine": machine(),
                     **({"packaged_from": f"{source.relative_to(ROOT) if source.is_relative_to(ROOT) else source} "
                         "(same resolved config, checked)"} if source else {})},
+        **({"random_styles": spec.random_styles} if spec.random_styles else {}),
         "license": spec.license,
         "attribution": spec.attribution,
     })
