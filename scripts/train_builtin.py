@@ -161,7 +161,8 @@ def eval_summary(report: dict) -> dict:
     out["codec_ceiling_ssim"] = {k: round(v["ssim"], 4) for k, v in report.get("reconstruction", {}).items()
                                  if "ssim" in v}
     if report.get("style"):
-        out["style_spread"] = {k: round(v["spread"], 3) for k, v in report["style"].items() if v.get("spread") is not None}
+        out["style_spread"] = {k: round(v["spread"], 3) for k, v in report["style"].items()
+                               if v.get("spread") is not None}
     if report.get("codebook", {}).get("token_agreement") is not None:
         out["same_item_same_token"] = round(report["codebook"]["token_agreement"], 3)
     out["test_images"] = report.get("num_test")
