@@ -9,10 +9,12 @@ sampling and translation, each check under its own time cap; one JSON and one ma
 Run from the source tree: the repository root goes on sys.path, so vqi2i need not be installed. Nothing
 here reaches the network. Each check runs in a forked process of its own (its own process group, killed
 at its time cap), so a check that raises, hangs or crashes the CUDA context costs only its own figures;
-what it reported before a cap cut it off is kept. Check caps share `--budget` in proportion to their
-`share`, and time a check leaves unused passes to the checks after it. The report goes to OUT/gpu_check.json
-and OUT/gpu_check.md (also printed); each check's output to OUT/logs/CHECK.log. Exit status: 0 every
-check passed, 1 the report was written and something failed or was skipped, 2 a usage error.
+what it reported before a cap cut it off is kept; the training speed runs are time-boxed (at the cap they
+stop and report the steps they took). Check caps share `--budget` in proportion to their `share`, and time
+a check leaves unused passes to the checks after it. `--wheels DIR` pip-installs what is missing from the
+wheels in DIR into a scratch folder put on sys.path (the machine's Python is left alone). The report goes
+to OUT/gpu_check.json and OUT/gpu_check.md (also printed), every check's output to OUT/gpu_check.log. Exit
+status: 0 nothing failed, 1 the report was written and something failed (or could not run), 2 a usage error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -50,6 +53,8 @@ for _p in (str(SCRIPTS), str(ROOT)):  # the tree first: vqi2i need not be instal
 DEFAULT_BUDGET = 420.0  # seconds for all checks together; step counts are scaled by budget / DEFAULT_BUDGET
 PROBE_CAP = 90.0  # the environment probe's own cap (not part of the budget)
 GRACE_S = 10.0  # at its cap a check gets SIGTERM (CapReached), then this long to report, then SIGKILL
+LOG_FILE = "gpu_check.log"  # every check's output, one after the other (few files come back from a device)
+LOG_TAIL_BYTES = 400_000  # of each check's output in LOG_FILE, the end
 WORKER_FLAG = "--torchrun-worker"  # torchrun starts this script with it: see torchrun_worker()
 TRAIN_CONFIG = {False: ROOT / "configs" / "yosemite256.yaml", True: ROOT / "configs" / "tiny.yaml"}
 PRIOR_CONFIG = {False: ROOT / "configs" / "prior_paper.yaml", True: ROOT / "configs" / "prior_tiny.yaml"}
@@ -98,6 +103,11 @@ class Context:
     work: Path  # scratch space (data sets, run folders), removed at the end
     env: dict = field(default_factory=dict)
     result_path: Path | None = None  # set in the check's own process
+
+    @property
+    def logs(self) -> Path:
+        """Each check's output while it runs; merged into OUT/gpu_check.log at the end."""
+        return self.work / "logs"
 
     @property
     def scale(self) -> float:
@@ -236,25 +246,31 @@ def environment_lines(env: dict) -> list[str]:
     missing = [pk[m]["requirement"] for m in missing_packages(env) if m not in ("torch", "triton")]
     if missing:
         py = ".".join(str(env.get("python", "3.11")).split(".")[:2])
-        lines.append(f"wheels     on a machine with network: pip download --no-deps --only-binary=:all: "
-                     f"--python-version {py} --platform manylinux2014_x86_64 -d .whl/gpu_check {' '.join(missing)}")
-        lines.append("           then here: python scripts/gpu_check.py --wheels .whl/gpu_check --out OUT")
+        lines.append(f"wheels     on a machine with network: python3 -m pip download --no-deps --only-binary=:all: "
+                     f"--python-version {py} --implementation cp --platform manylinux_2_28_x86_64 --platform "
+                     f"manylinux2014_x86_64 -d .whl {' '.join(missing)}")
+        lines.append("           then here: python3 scripts/gpu_check.py --wheels .whl --out OUT")
     return lines
 
 
-def install_wheels(wheels: Path, env: dict, log: Path) -> dict:
-    """pip install (no index, no dependencies) the missing packages from the wheels in `wheels`."""
+def install_wheels(wheels: Path, env: dict, target: Path, log: Path) -> dict:
+    """The missing packages from the wheels in `wheels` (no index, no dependencies), installed into `target`,
+    which goes on sys.path here and on PYTHONPATH for subprocesses: the machine's Python is left as it is
+    (a system Python may refuse pip installs, PEP 668)."""
     wanted = [env["packages"][m]["requirement"] for m in missing_packages(env) if m not in ("torch", "triton")]
     if not wanted:
         return {"installed": [], "note": "nothing missing"}
-    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--find-links", str(wheels), *wanted]
+    cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--find-links", str(wheels),
+           "--target", str(target), *wanted]
     with open(log, "w") as f:
         done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
-    importlib.invalidate_caches()
     if done.returncode:
-        return {"error": f"pip install from {wheels} failed (exit {done.returncode}); see {log.name}",
-                "wanted": wanted}
-    return {"installed": wanted}
+        return {"error": f"pip install from {wheels} failed (exit {done.returncode}): "
+                         + " | ".join(_log_tail(log, 2)), "wanted": wanted}
+    sys.path.insert(2, str(target))  # after the tree and scripts/
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p)
+    importlib.invalidate_caches()
+    return {"installed": wanted, "into": str(target)}
 
 
 # ----------------------------------------------------------------------------- shared helpers of the checks
@@ -762,6 +778,9 @@ def training_torchrun(ctx: Context) -> dict:
     _torchrun(ctx, ["train", *common, "--out", part, "--stop-at", half], reports[1])
     _torchrun(ctx, ["train", "--resume", part, "--no-progress"], reports[2])
     worker = json.loads(reports[0].read_text()) if reports[0].exists() else {}
+    log = ctx.logs / "training.torchrun.log"  # this check's own output: the workers' warnings too
+    nondeterministic = sorted(set(re.findall(r"(\w+) does not have a deterministic implementation",
+                                             log.read_text(errors="replace") if log.exists() else "")))
     records = read_metrics(full)
     strip = lambda rs: [{k: v for k, v in r.items() if k != "steps_per_s"} for r in rs]  # noqa: E731
     ckpt = f"checkpoints/step-{n:07d}"
@@ -773,7 +792,8 @@ def training_torchrun(ctx: Context) -> dict:
            "steps_per_s": sig(timed_figures(records, records[0]["step"])["steps_per_s"]) if len(records) > 1 else None,
            "wall_s_full_run": round(full_s, 1), "losses_finite": losses_finite(records),
            "metrics_identical": strip(records) == strip(read_metrics(part)),
-           "model_identical": same["model.safetensors"], "disc_identical": same["disc.safetensors"]}
+           "model_identical": same["model.safetensors"], "disc_identical": same["disc.safetensors"],
+           "nondeterministic_ops": ", ".join(nondeterministic) or "none warned"}
     if not all(same.values()):
         row["max_abs_weight_diff"] = sig(max(_weights_diff(full / ckpt / k, part / ckpt / k) for k in same), 3)
     row["ok"] = all(same.values()) and row["metrics_identical"] and row["losses_finite"]
@@ -931,6 +951,15 @@ def _child(check: Check, ctx: Context, log: Path) -> None:
         sys.stderr.flush()
 
 
+def merge_logs(logs: Path, dest: Path) -> None:
+    """Every check's output into one file, in the order they ran (the end of each, if long)."""
+    with open(dest, "w") as out:
+        for log in sorted(logs.glob("*.log"), key=lambda p: p.stat().st_mtime):
+            text = log.read_text(errors="replace")
+            cut = f"[... {len(text) - LOG_TAIL_BYTES} characters left out ...]\n" if len(text) > LOG_TAIL_BYTES else ""
+            out.write(f"===== {log.stem} =====\n{cut}{text[-LOG_TAIL_BYTES:]}\n")
+
+
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
@@ -944,9 +973,8 @@ def _log_tail(log: Path, lines: int = 6) -> list[str]:
 
 def run_one(check: Check, ctx: Context, cap: float) -> dict:
     """Run `check` in a forked process for at most `cap` seconds -> its result."""
-    logs = ctx.out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{check.key}.log"
+    ctx.logs.mkdir(parents=True, exist_ok=True)
+    log = ctx.logs / f"{check.key}.log"
     result_path = ctx.work / f"{check.key}.result.json"
     result_path.unlink(missing_ok=True)
     child_ctx = Context(**{**ctx.__dict__, "result_path": result_path})
@@ -974,7 +1002,7 @@ def run_one(check: Check, ctx: Context, cap: float) -> dict:
     elif result.get("status") in (None, "running"):
         result["status"] = "crashed"
         result["reason"] = f"its process ended with exit code {proc.exitcode} before reporting"
-    result.update(seconds=seconds, cap_s=round(cap, 1), log=str(log.relative_to(ctx.out)))
+    result.update(seconds=seconds, cap_s=round(cap, 1), log=f"{LOG_FILE}: {check.key}")
     if result["status"] != "ok":
         result["log_tail"] = _log_tail(log)
     return result
@@ -1176,6 +1204,9 @@ def select(checks: list[Check], only: str, skip: str) -> set[str]:
 
 
 def resolve_device(requested: str, env: dict, tiny: bool) -> str:
+    if "missing" in env.get("packages", {}).get("torch", {"missing": "the probe failed"}):
+        raise UsageError(f"torch is not importable with {sys.executable}: "
+                         f"{env.get('packages', {}).get('torch', {}).get('missing', env.get('error'))}")
     available = bool((env.get("cuda") or {}).get("available"))
     device = ("cuda" if available else "cpu") if requested == "auto" else requested
     if device == "cuda" and not available:
@@ -1231,7 +1262,8 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
             return 1 if missing_packages(ctx.env) or "error" in ctx.env or not cuda else 0
         wheels = None
         if args.wheels is not None:
-            wheels = install_wheels(args.wheels, ctx.env, out / "logs" / "wheels.log")
+            wheels = install_wheels(args.wheels, ctx.env, work / "site-packages", ctx.logs / "wheels.log")
+            print(f"wheels: {json.dumps(wheels)}", flush=True)
             ctx.env = probe(ctx)
         try:
             ctx.device = resolve_device(args.device, ctx.env, args.tiny)
@@ -1255,7 +1287,8 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
         (out / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
         text = markdown(report)
         (out / "gpu_check.md").write_text(text)
-        print("\n" + text + f"\nwrote {out / 'gpu_check.json'} and {out / 'gpu_check.md'}", flush=True)
+        merge_logs(ctx.logs, out / LOG_FILE)
+        print("\n" + text + f"\nwrote gpu_check.json, gpu_check.md and {LOG_FILE} in {out}", flush=True)
         return 1 if report["failures"] else 0
     finally:
         if args.keep_work:

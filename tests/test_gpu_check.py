@@ -33,6 +33,8 @@ def test_tiny_cpu_run_reports_every_section(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     report = json.loads((out / "gpu_check.json").read_text())
+    log = (out / "gpu_check.log").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["gpu_check.json", "gpu_check.log", "gpu_check.md"]
     assert set(report["sections"]) == SECTIONS
     assert report["device"] == "cpu" and report["tiny"] and report["failures"] == []
     assert report["environment"]["project"]["from_tree"]
@@ -44,7 +46,7 @@ def test_tiny_cpu_run_reports_every_section(tmp_path):
                 continue
             assert result["status"] == "ok", (where, result)
             assert result["figures"]["rows"], where
-            assert (out / result["log"]).is_file()
+            assert f"===== {where} =====" in log
     kernels = report["sections"]["kernels"]
     assert all(r["ok"] for r in kernels["correctness"]["figures"]["rows"])
     assert {r["kernel"] for r in kernels["correctness"]["figures"]["rows"]} == {"lookup", "attention fwd+bwd", "decode"}
