@@ -1134,7 +1134,7 @@ def markdown(report: dict) -> str:
               if report["device"] == "cuda" and cuda.get("name") else f"CPU ({env.get('cpu')})")
     pk = env.get("packages", {})
     version = lambda m: pk.get(m, {}).get("version", "missing")  # noqa: E731
-    lines = [f"## GPU check: {device}", "",
+    lines = [f"### GPU check: {device}, {report['started'][:10]}", "",
              f"`{report['command']}`: {report['started']}, {report['wall_s']} s in all, budget {report['budget_s']} s"
              + (" (--tiny: toy sizes, no figure here is a GPU figure)" if report["tiny"] else ""), "",
              f"python {env.get('python')}, torch {version('torch')} (CUDA {cuda.get('torch_cuda')}, "
@@ -1142,13 +1142,13 @@ def markdown(report: dict) -> str:
     if report.get("wheels"):
         lines += ["", f"wheels: {json.dumps(report['wheels'])}"]
     if report["targets"]:
-        lines += ["", "### Targets", "", *md_table(report["targets"])]
+        lines += ["", "#### Targets", "", *md_table(report["targets"])]
     if report["training_ratios"]:
-        lines += ["", "### Training speed options (ratios of steps/s and of peak memory)", "",
+        lines += ["", "#### Training speed options (ratios of steps/s and of peak memory)", "",
                   *md_table(report["training_ratios"])]
     for section, checks in report["sections"].items():
         for name, r in checks.items():
-            head = f"### {section}.{name}: {r['status']}"
+            head = f"#### {section}.{name}: {r['status']}"
             if "seconds" in r:
                 head += f", {r['seconds']} s of {r['cap_s']:.0f}"
             lines += ["", head]
@@ -1162,7 +1162,7 @@ def markdown(report: dict) -> str:
                 lines += [""] + [f"- {k}: {_fmt(v)}" for k, v in extra.items()]
             if figures.get("notes"):
                 lines += [""] + [f"- {n}" for n in figures["notes"]]
-    lines += ["", "### What failed and why", ""]
+    lines += ["", "#### What failed and why", ""]
     lines += [f"- {f}" for f in report["failures"]] or ["nothing"]
     return "\n".join(lines) + "\n"
 
@@ -1248,7 +1248,7 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
         return 2
     with contextlib.suppress(Exception):
         importlib.import_module("torch")
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     out = args.out if args.out is not None else work
     out.mkdir(parents=True, exist_ok=True)
@@ -1278,7 +1278,7 @@ def main(argv: list[str] | None = None, checks: list[Check] | None = None) -> in
             sections.setdefault(check.section, {})[check.name] = results[check.key]
         report = {
             "command": " ".join(["python", "scripts/gpu_check.py", *argv]),
-            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "started": started_at,
             "wall_s": round(time.perf_counter() - started, 1), "budget_s": args.budget, "tiny": args.tiny,
             "device": ctx.device, "environment": ctx.env, "wheels": wheels,
             "targets": [] if args.tiny else targets(sections), "training_ratios": training_ratios(sections),

@@ -55,8 +55,8 @@ def test_tiny_cpu_run_reports_every_section(tmp_path):
                for r in report["sections"]["training"][n]["figures"]["rows"])
     assert {r["variant"] for r in report["training_ratios"]} == {"bf16", "channels_last", "fused_adam"}
     md = (out / "gpu_check.md").read_text()
-    assert "### kernels.correctness: ok" in md and "### translate.throughput: ok" in md
-    assert "### What failed and why" in md
+    assert "#### kernels.correctness: ok" in md and "#### translate.throughput: ok" in md
+    assert "#### What failed and why" in md
 
 
 def _raises(ctx):
