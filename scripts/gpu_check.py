@@ -184,8 +184,8 @@ def probe_environment(ctx: Context) -> dict:
                         cudnn=torch.backends.cudnn.version())
         env["cuda"] = cuda
     try:
-        import kernels
         import vqi2i
+        import vqi2i_kernels as kernels
 
         paths = {"vqi2i": str(Path(vqi2i.__file__).parent), "kernels": str(Path(kernels.__file__).parent)}
         from_tree = all(Path(p).resolve().is_relative_to(ROOT) for p in paths.values())
@@ -335,7 +335,7 @@ def _kernels_ready(ctx: Context):
         os.environ["TRITON_INTERPRET"] = "1"
     import bench_kernels
 
-    from kernels import triton_common
+    from vqi2i_kernels import triton_common
 
     if ctx.device == "cpu" and not triton_common.INTERPRETED:
         raise RuntimeError("triton was imported before TRITON_INTERPRET=1 could be set: the kernels cannot run on CPU")
@@ -370,8 +370,8 @@ def lookup_correct(device, dtype_name: str, n: int, k: int, d: int, metric: str)
     import torch
     import torch.nn.functional as F
 
-    from kernels.reference import codebook_lookup_torch
-    from kernels.triton_lookup import codebook_lookup_triton
+    from vqi2i_kernels.reference import codebook_lookup_torch
+    from vqi2i_kernels.triton_lookup import codebook_lookup_triton
 
     z, e = bench_kernels.lookup_inputs(n, k, d, bench_kernels.DTYPES[dtype_name], device, n + k + d)
     idx, dist = codebook_lookup_triton(z, e, metric=metric)
@@ -397,8 +397,8 @@ def attention_correct(device, dtype_name: str, b: int, h: int, tq: int, tk: int,
     """Forward and all three gradients of the kernel against fp32 torch on the same values."""
     import bench_kernels
 
-    from kernels.reference import attention_torch
-    from kernels.triton_attention import attention_triton
+    from vqi2i_kernels.reference import attention_torch
+    from vqi2i_kernels.triton_attention import attention_triton
 
     dtype = bench_kernels.DTYPES[dtype_name]
     q, k, v = (_randn(b, h, t, dh, dtype=dtype, device=device, seed=i).requires_grad_()
@@ -424,8 +424,8 @@ def decode_correct(device, dtype_name: str, b: int, h: int, tmax: int, dh: int, 
     import bench_kernels
     import torch
 
-    from kernels.reference import decode_attention_torch
-    from kernels.triton_decode import decode_attention_triton
+    from vqi2i_kernels.reference import decode_attention_torch
+    from vqi2i_kernels.triton_decode import decode_attention_triton
 
     dtype = bench_kernels.DTYPES[dtype_name]
     q = _randn(b, h, dh, dtype=dtype, device=device, seed=11)
@@ -554,7 +554,7 @@ def kernels_decode(ctx: Context) -> dict:
     import bench_kernels
     import torch
 
-    from kernels.reference import decode_attention_torch
+    from vqi2i_kernels.reference import decode_attention_torch
 
     device = _kernels_ready(ctx)
     dtype = torch.float32 if ctx.tiny else torch.bfloat16
@@ -832,9 +832,10 @@ def prior_sampling(ctx: Context) -> dict:
     and 8, KV-cached (vqi2i.sampling) against uncached, fp32 and bf16 weights."""
     import torch
 
+    from vqi2i.config import load_prior_config
+    from vqi2i.inference import prior_config_of
     from vqi2i.models.prior import ContentPrior
     from vqi2i.sampling import generate_grids
-    from vqi2i.train.prior_trainer import load_prior_config, prior_config_of
 
     grid, vocab = (8, 64) if ctx.tiny else (16, 512)  # 512: yosemite256's codebook
     cfg = load_prior_config(PRIOR_CONFIG[ctx.tiny], [f"model.vocab_size={vocab}", f"model.block_rows={grid}",
