@@ -477,22 +477,24 @@ def main() -> int:
     block = "\n".join([
         f"### {args.benchmark}, {args.label}: {args.steps} steps per row, batch {batch}",
         "",
-        f"{bench.what}. Machine: {summary['machine']}; device {args.device}; up to {args.jobs} row(s) trained at "
-        f"once by this command, {args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all"
+        (f"{bench.what}. Machine: {summary['machine']}; device {args.device}; up to {args.jobs} row(s) trained at "
+         f"once by this command, {args.threads} torch thread(s) each. Wall time {total / 60:.1f} min in all"
+         if rows else f"{bench.what}. Nothing trained by this command: the rows are existing evaluation reports")
         + (f" (rows reused from earlier runs with --reuse: {', '.join(reused)}; their train min comes from their "
            "logs and includes whatever else shared the machine then)." if reused else "."),
         *([("Reused runs trained with settings their row no longer has (the config file changed since): "
             + "; ".join(f"**{r}**: {', '.join(d)}" for r, d in drift.items()) + ".")] if drift else []),
-        f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} --rows {','.join(rows)} "
+        f"Command: `python scripts/bench_quality.py --benchmark {args.benchmark} "
+        f"--rows {','.join(rows) or chr(34) * 2} "
         f"--steps {args.steps} --label {args.label}"
         + (f" --batch-size {args.batch_size}" if args.batch_size else "")
         + (f" --num-items {args.num_items}" if args.num_items else "")
         + (f" --curve {args.curve}" if args.curve else "")
         + "".join(f" --add-report {item}" for item in args.add_report) + "`.",
-        "Rows: " + "; ".join(f"**{r}**: {ROWS[r][0]}" for r in rows) + "."
-        + "".join(f" **{n}**: `vqi2i eval` report {p.partition('=')[2]} (checkpoint {added[n].get('checkpoint')}, "
-                  f"step {added[n].get('step')}), scored on the same test set; trained elsewhere (train min: –)."
-                  for n, p in zip(added, args.add_report)),
+        "Rows: " + "; ".join([f"**{r}**: {ROWS[r][0]}" for r in rows]
+                             + [f"**{n}**: `vqi2i eval` report {p.partition('=')[2]} of "
+                                f"{Path(added[n].get('checkpoint') or '?').name}, scored on the same test set, trained "
+                                "elsewhere (train min: –)" for n, p in zip(added, args.add_report)]) + ".",
         f"Training sets: disjoint between the domains (no item in both trainA and trainB) except the paired row's. "
         f"Domain classifier accuracy on the real test images: {acc}. nearer = share of outputs nearer (SSIM) "
         f"their ground truth than their own input; kept = share of outputs whose most correlated test ground truth "
