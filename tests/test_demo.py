@@ -15,7 +15,7 @@ def test_instant_demo_writes_the_gallery(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--device", "cpu", "--threads", "1"]) == 0
     page = (out / "index.html").read_text()
     pictures = re.findall(r'<img src="([^"]+)"', page)
-    assert len(pictures) == 12
+    assert len(pictures) == 13
     for rel in pictures:
         with Image.open(out / rel) as im:
             assert im.width >= 64 and im.height >= 64

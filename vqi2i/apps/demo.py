@@ -56,6 +56,10 @@ def shots(out: Path) -> list[Shot]:
         Shot("Guided by an example", f"Summer scenes rendered in the style of one winter image ({one_b.name}).",
              ["translate", "-c", "scenes", "-i", str(s_a), "-d", "a2b", "--style", str(one_b), "--grid",
               "-o", o("03")], "grid.png"),
+        Shot("Guided by another example", f"The same scenes in the style of another winter image ({first_b.name}): "
+             "the tokens keep each scene, the example decides its look.",
+             ["translate", "-c", "scenes", "-i", str(s_a), "-d", "a2b", "--style", str(first_b), "--grid",
+              "-o", o("03b")], "grid.png"),
         Shot("Intra-domain", "Summer scenes re-rendered as summer with new random styles.",
              ["translate", "-c", "scenes", "-i", str(s_a), "-d", "a2b", "--intra", "-n", "4", "--grid",
               "-o", o("04")], "grid.png"),
