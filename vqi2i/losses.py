@@ -43,22 +43,6 @@ def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torc
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real)) / len(fake)
 
 
-def feature_statistics_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
-    """Feature matching at the level of a batch (Salimans et al. 2016), for unpaired images: mean over
-    layers of the L1 distance between the per-channel mean and standard deviation (over the batch and the
-    positions) of the discriminator's activations for generated images and for real ones (fixed targets).
-    It pulls the translations' feature statistics toward the target domain's without asking any one output
-    to equal any one real image, and without the adversarial term's high-frequency push."""
-    if len(fake) != len(real) or not fake:
-        raise ValueError(f"need the same non-zero number of feature maps, got {len(fake)} and {len(real)}")
-    total = 0.0
-    for f, r in zip(fake, real):
-        r = r.detach()
-        dims = (0, *range(2, f.dim()))
-        total = total + F.l1_loss(f.mean(dims), r.mean(dims)) + F.l1_loss(f.std(dims), r.std(dims))
-    return total / len(fake)
-
-
 def ssim_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """1 - SSIM(x, y) for images [B, C, H, W] in [-1, 1], averaged over the batch; differentiable in x and y.
 

@@ -35,7 +35,6 @@ from vqi2i.losses import (
     content_g_loss,
     d_loss,
     feature_matching,
-    feature_statistics_matching,
     g_loss,
     ssim_loss,
 )
@@ -99,7 +98,7 @@ def generator_step(
     L = cfg.loss
     n = x["a"].shape[0]
     q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
-    terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
+    terms: dict[str, torch.Tensor] = {"vq": q["a"].vq_loss + q["b"].vq_loss}
     own_style, own_mean = {}, {}
     for d in ("a", "b"):
         if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
@@ -123,7 +122,7 @@ def generator_step(
     rec, trans_enc, trans_rand, rec_look = {}, {}, {}, {}
     for d in ("a", "b"):
         src = OTHER[d]
-        z = [q[d][0], q[src][0], q[src][0]] + ([q[d][0]] if look else [])
+        z = [q[d].z_q, q[src].z_q, q[src].z_q] + ([q[d].z_q] if look else [])
         s = [own_style[d], own_style[d], rand_style[d]] + ([look_style[d]] if look else [])
         rec[d], trans_enc[d], trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(n)
         if look:
@@ -131,7 +130,7 @@ def generator_step(
     if look:
         terms["look"] = sum(F.l1_loss(rec_look[d], jittered[d]) for d in ("a", "b"))
         if L.look_invariance > 0:  # ... and the tokens of the copy are the tokens of the original
-            terms["look_invariance"] = sum(F.l1_loss(model.content_features(jittered[d]), q[d][3].detach())
+            terms["look_invariance"] = sum(F.l1_loss(model.content_features(jittered[d]), q[d].z.detach())
                                            for d in ("a", "b"))
 
     terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
@@ -152,7 +151,7 @@ def generator_step(
     # content regression: a translation keeps the content it was made from (checked on the
     # random-style translations, as MUNIT does; the decoder is the same for encoded styles)
     content_of_trans = {d: model.content_features(trans_rand[d]) for d in ("a", "b")}
-    terms["content"] = sum(F.l1_loss(content_of_trans[d], q[OTHER[d]][0].detach()) for d in ("a", "b"))
+    terms["content"] = sum(F.l1_loss(content_of_trans[d], q[OTHER[d]].z_q.detach()) for d in ("a", "b"))
     if L.cycle > 0:  # translated there and back, with the source's own style, an image must come back itself
         back = {}
         for d in ("a", "b"):
@@ -178,42 +177,33 @@ def generator_step(
 
     fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
     if adversarial:
-        terms["adv"], trans_feats = 0.0, {}
-        for d in ("a", "b"):  # logits for the adversarial term; features for the batch-level matching below
-            logits, trans_feats[d] = discs[d].forward_with_features(torch.cat([trans_enc[d], trans_rand[d]]))
-            terms["adv"] = terms["adv"] + g_loss(logits, L.gan_mode)
-        if L.feat_match > 0 or L.trans_fm > 0:  # one pass over [reconstructions, reals]: logits for adv_rec,
-            # features for matching (reconstructions against their own inputs; translations against the reals)
+        terms["adv"] = 0.0
+        for d in ("a", "b"):
+            terms["adv"] = terms["adv"] + g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode)
+        if L.feat_match > 0:  # one pass over [reconstructions, reals]: logits for adv_rec, features for matching
             terms["adv_rec"] = 0.0
-            if L.feat_match > 0:
-                terms["feat_match"] = 0.0
-            if L.trans_fm > 0:
-                terms["trans_fm"] = 0.0
+            terms["feat_match"] = 0.0
             for d in ("a", "b"):
                 logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
                 terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
-                if L.feat_match > 0:
-                    terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
-                                                                                 [f[n:] for f in feats])
-                if L.trans_fm > 0:
-                    terms["trans_fm"] = terms["trans_fm"] + feature_statistics_matching(trans_feats[d],
-                                                                                        [f[n:] for f in feats])
+                terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
+                                                                             [f[n:] for f in feats])
         else:
             terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
         if L.content_adv > 0:  # the content encoder hides which domain its features came from
-            terms["content_adv"] = content_g_loss(discs["content"](q["a"][3]), discs["content"](q["b"][3]))
+            terms["content_adv"] = content_g_loss(discs["content"](q["a"].z), discs["content"](q["b"].z))
 
     weights = {
         "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
         "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
         "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass, "trans_fm": L.trans_fm,
+        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass,
         "style_encoded": L.style_encoded, "look": L.look, "look_invariance": L.look_invariance,
     }  # fmt: skip
     loss = sum(weights[k] * v for k, v in terms.items())
-    features = feature_rows({d: q[d][3] for d in "ab"})
-    tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
-    content = {d: q[d][3] for d in ("a", "b")}
+    features = feature_rows({d: q[d].z for d in "ab"})
+    tokens = torch.cat([q["a"].tokens.flatten(), q["b"].tokens.flatten()])
+    content = {d: q[d].z for d in ("a", "b")}
     return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content, own_mean)
 
 
