@@ -215,13 +215,14 @@ def test_cycle_term_brings_translations_back(make_tiny_cfg, scenes_dir):
     assert errors[5.0] < 0.9 * errors[0.0]
 
 
-def test_kl_to_standard_normal_and_the_variational_encoder():
-    from vqi2i.models.style_encoder import StyleEncoder, kl_to_standard_normal
+def test_style_kl_and_the_variational_encoder():
+    from vqi2i.losses import style_kl
+    from vqi2i.models.style_encoder import StyleEncoder
 
     zero = torch.zeros(3, 4)
-    assert kl_to_standard_normal(zero, zero) == 0  # N(0, I) itself costs nothing
+    assert style_kl(zero, zero) == 0  # N(0, I) itself costs nothing
     mu = torch.full((2, 4), 2.0, requires_grad=True)
-    kl = kl_to_standard_normal(mu, torch.zeros(2, 4))
+    kl = style_kl(mu, torch.zeros(2, 4))
     assert kl.item() == pytest.approx(0.5 * 4 * 4.0)  # 0.5 * sum(mu^2)
     kl.backward()
     assert torch.allclose(mu.grad, torch.full((2, 4), 1.0))  # d/dmu of the batch mean: mu / batch

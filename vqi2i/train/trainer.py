@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from vqi2i import losses
 from vqi2i.checkpoint import (
     EMA_FILE,
     has_checkpoint,
@@ -29,19 +30,11 @@ from vqi2i.checkpoint import (
 )
 from vqi2i.data.transforms import jitter_look
 from vqi2i.errors import UserError
-from vqi2i.losses import (
-    VGGPerceptual,
-    content_d_loss,
-    content_g_loss,
-    d_loss,
-    feature_matching,
-    g_loss,
-    ssim_loss,
-)
+from vqi2i.losses import VGGPerceptual
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
-from vqi2i.models.style_encoder import kl_to_standard_normal, style_spread
-from vqi2i.models.vqi2i import VQI2I
+from vqi2i.models.style_encoder import style_spread
+from vqi2i.models.vqi2i import DOMAINS, VQI2I, Quantized
 from vqi2i.train.distributed import (
     DistContext,
     all_reduce_sum_,
@@ -73,6 +66,43 @@ OTHER = {"a": "b", "b": "a"}
 
 
 @dataclass
+class Look:
+    """Look transfer (loss.look): each real image re-coloured, and the styles encoded from the copies."""
+
+    copies: dict[str, torch.Tensor]  # per domain, the images with a random global change of look (jitter_look)
+    styles: dict[str, torch.Tensor]  # per domain, the copies' encoded styles (means; running statistics untouched)
+
+
+@dataclass
+class Encoded:
+    """Both domains' real images through the encoders, and the styles a generator step decodes with."""
+
+    content: dict[str, Quantized]  # per domain, the images' codes, VQ loss, tokens and continuous features
+    styles: dict[str, torch.Tensor]  # per domain, each image's own style (a draw from its posterior if variational)
+    style_means: dict[str, torch.Tensor]  # per domain, the encoded means, detached (empty: unimodal)
+    style_kl: torch.Tensor | None  # the posteriors' KL to N(0, I), summed over the domains (variational only)
+    random_styles: dict[str, torch.Tensor]  # per domain, N(0, I) draws for the random-style translations into it
+    look: Look | None  # look transfer's copies and styles (None: loss.look off or unimodal)
+
+
+@dataclass
+class Decoded:
+    """One decoder pass per domain d, over [d's content with d's own styles (the reconstructions), the other
+    domain's content with d's own styles and with random styles (the two translations into d), and with look
+    transfer d's content with the copies' styles]."""
+
+    rec: dict[str, torch.Tensor]
+    trans_enc: dict[str, torch.Tensor]
+    trans_rand: dict[str, torch.Tensor]
+    rec_look: dict[str, torch.Tensor]  # empty without look transfer
+
+    def fakes(self, d: str) -> torch.Tensor:
+        """What domain d's discriminator must reject: [translations with encoded styles, with random ones,
+        reconstructions]."""
+        return torch.cat([self.trans_enc[d], self.trans_rand[d], self.rec[d]])
+
+
+@dataclass
 class StepOutput:
     loss: torch.Tensor
     terms: dict[str, float]
@@ -81,6 +111,78 @@ class StepOutput:
     tokens: torch.Tensor  # all token ids of this batch, for codebook statistics
     content: dict[str, torch.Tensor]  # per domain, the continuous content maps [B, D, h, w] (not detached)
     styles: dict[str, torch.Tensor]  # per domain, the encoded styles of the real images (detached; empty: unimodal)
+
+
+def encode(model: VQI2I, x: dict[str, torch.Tensor], L: DictConfig, shard: tuple[int, int] | None) -> Encoded:
+    """The real images' content and styles, the random styles, and look transfer's copies (see generator_step)."""
+    n = x["a"].shape[0]
+    content = {d: model.quantize(x[d]) for d in DOMAINS}
+    styles, style_means, kl = {}, {}, None
+    for d in DOMAINS:
+        if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
+            mu, logvar = model.encode_style_posterior(x[d], d)
+            style_means[d] = mu.detach()
+            styles[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            if logvar is not None:
+                kl = (0.0 if kl is None else kl) + losses.style_kl(mu, logvar)
+        else:
+            styles[d] = model.encode_style(x[d], d)
+    if shard is None:
+        random_styles = {d: model.sample_style(n, device=x[d].device) for d in DOMAINS}
+    else:
+        rank, world = shard
+        random_styles = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n]
+                         for d in DOMAINS}
+    look = None
+    if L.look > 0 and model.multimodal:
+        copies = {d: jitter_look(x[d], float(L.look_strength)) for d in DOMAINS}
+        look = Look(copies, {d: model.encode_style_posterior(copies[d], d, track=False)[0] for d in DOMAINS})
+    return Encoded(content, styles, style_means, kl, random_styles, look)
+
+
+def decode(model: VQI2I, enc: Encoded) -> Decoded:
+    """One decoder pass per domain over a concatenated batch (see Decoded)."""
+    out = Decoded({}, {}, {}, {})
+    for d in DOMAINS:
+        own, other = enc.content[d].z_q, enc.content[OTHER[d]].z_q
+        z = [own, other, other] + ([own] if enc.look else [])
+        s = [enc.styles[d], enc.styles[d], enc.random_styles[d]] + ([enc.look.styles[d]] if enc.look else [])
+        out.rec[d], out.trans_enc[d], out.trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(
+            own.shape[0])
+        if enc.look:
+            out.rec_look[d] = rest[0]
+    return out
+
+
+@dataclass
+class Judged:
+    """A multi-scale discriminator's view of generated images (`judge`)."""
+
+    logits: list[torch.Tensor]  # the generated images' patch logits, per scale
+    features: list[torch.Tensor]  # their hidden activations, every scale's in order
+    real_features: list[torch.Tensor] | None  # the same of the real images judged beside them (None: none were)
+
+
+def judge(disc, fake: torch.Tensor, real: torch.Tensor | None = None) -> Judged:
+    """What `disc` makes of `fake`, and of `real` when given: then both go through one pass as one batch (batch
+    statistics and spectral-norm power iteration included)."""
+    if real is None:
+        return Judged(*disc.forward_with_features(fake), None)
+    n = fake.shape[0]
+    logits, features = disc.forward_with_features(torch.cat([fake, real]))
+    return Judged([out[:n] for out in logits], [f[:n] for f in features], [f[n:] for f in features])
+
+
+def loss_weights(L: DictConfig) -> dict[str, float]:
+    """The weight of every generator term: its `loss.*` setting (the reconstructions' adversarial term: loss.adv
+    scaled by loss.adv_recon_ratio)."""
+    return {
+        "vq": L.vq, "style_kl": L.style_kl, "look": L.look, "look_invariance": L.look_invariance,
+        "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
+        "lowpass": L.lowpass, "content": L.content, "cycle": L.cycle, "style": L.style,
+        "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
+        "adv_rec": L.adv * L.adv_recon_ratio, "feat_match": L.feat_match, "content_adv": L.content_adv,
+    }  # fmt: skip
 
 
 def generator_step(
@@ -93,118 +195,74 @@ def generator_step(
     paired: bool,
     shard: tuple[int, int] | None = None,
 ) -> StepOutput:
-    """shard=(rank, world size) under DDP: the random styles are drawn for the whole global batch (the
-    same draw on every rank) and this rank takes its rows, as one process with the global batch would."""
+    """The generator's loss on a batch of both domains: the encoders (`encode`), one decoder pass per domain
+    (`decode`), each term of `vqi2i.losses` on their results, summed over the domains, and the sum of the terms
+    weighted by `loss_weights`. An optional term is computed only when its weight is above 0.
+
+    shard=(rank, world size) under DDP: the random styles are drawn for the whole global batch (the same draw on
+    every rank) and this rank takes its rows, as one process with the global batch would."""
     L = cfg.loss
-    n = x["a"].shape[0]
-    q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
+    enc = encode(model, x, L, shard)
+    out = decode(model, enc)
+    q, styles, random_styles = enc.content, enc.styles, enc.random_styles
+
     terms: dict[str, torch.Tensor] = {"vq": q["a"].vq_loss + q["b"].vq_loss}
-    own_style, own_mean = {}, {}
-    for d in ("a", "b"):
-        if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
-            mu, logvar = model.encode_style_posterior(x[d], d)
-            own_mean[d] = mu.detach()
-            own_style[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            if logvar is not None:
-                terms["style_kl"] = terms.get("style_kl", 0.0) + kl_to_standard_normal(mu, logvar)
-        else:
-            own_style[d] = model.encode_style(x[d], d)
-    if shard is None:
-        rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
-    else:
-        rank, world = shard
-        rand_style = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n] for d in "ab"}
-    look = L.look > 0 and model.multimodal
-    if look:  # look transfer: each image's own tokens rendered with the style of a re-coloured copy must give
-        # that copy, so the change of look can only travel through the style (the tokens never saw it)
-        jittered = {d: jitter_look(x[d], float(L.look_strength)) for d in ("a", "b")}
-        look_style = {d: model.encode_style_posterior(jittered[d], d, track=False)[0] for d in ("a", "b")}
-    rec, trans_enc, trans_rand, rec_look = {}, {}, {}, {}
-    for d in ("a", "b"):
-        src = OTHER[d]
-        z = [q[d].z_q, q[src].z_q, q[src].z_q] + ([q[d].z_q] if look else [])
-        s = [own_style[d], own_style[d], rand_style[d]] + ([look_style[d]] if look else [])
-        rec[d], trans_enc[d], trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(n)
-        if look:
-            rec_look[d] = rest[0]
-    if look:
-        terms["look"] = sum(F.l1_loss(rec_look[d], jittered[d]) for d in ("a", "b"))
-        if L.look_invariance > 0:  # ... and the tokens of the copy are the tokens of the original
-            terms["look_invariance"] = sum(F.l1_loss(model.content_features(jittered[d]), q[d].z.detach())
-                                           for d in ("a", "b"))
-
-    terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
+    if enc.style_kl is not None:
+        terms["style_kl"] = enc.style_kl
+    if enc.look is not None:
+        copies = enc.look.copies
+        terms["look"] = sum(losses.look_transfer(out.rec_look[d], copies[d]) for d in DOMAINS)
+        if L.look_invariance > 0:
+            terms["look_invariance"] = sum(losses.look_invariance(model.content_features(copies[d]), q[d].z)
+                                           for d in DOMAINS)
+    terms["recon"] = sum(losses.reconstruction(out.rec[d], x[d]) for d in DOMAINS)
     if L.recon_ssim > 0:
-        terms["recon_ssim"] = sum(ssim_loss(rec[d], x[d]) for d in ("a", "b"))
+        terms["recon_ssim"] = sum(losses.ssim_loss(out.rec[d], x[d]) for d in DOMAINS)
     if perceptual is not None:
-        terms["perceptual"] = sum(perceptual(rec[d], x[d]) for d in ("a", "b"))
+        terms["perceptual"] = sum(perceptual(out.rec[d], x[d]) for d in DOMAINS)
     if paired:  # the translation of a's content with b's own style must be b itself, and vice versa
-        terms["paired"] = sum(F.l1_loss(trans_enc[d], x[d]) for d in ("a", "b"))
-
-    if L.lowpass > 0:  # a translation keeps its source's coarse layout and colours: both average-pooled to a
-        # lowpass_size grid (in image space, so the encoder cannot collude as it can in the content regression)
-        size = int(L.lowpass_size)
-        terms["lowpass"] = sum(
-            F.l1_loss(F.adaptive_avg_pool2d(torch.cat([trans_enc[d], trans_rand[d]]), size),
-                      F.adaptive_avg_pool2d(x[OTHER[d]], size).repeat(2, 1, 1, 1))
-            for d in ("a", "b"))
-    # content regression: a translation keeps the content it was made from (checked on the
-    # random-style translations, as MUNIT does; the decoder is the same for encoded styles)
-    content_of_trans = {d: model.content_features(trans_rand[d]) for d in ("a", "b")}
-    terms["content"] = sum(F.l1_loss(content_of_trans[d], q[OTHER[d]].z_q.detach()) for d in ("a", "b"))
-    if L.cycle > 0:  # translated there and back, with the source's own style, an image must come back itself
+        terms["paired"] = sum(losses.paired(out.trans_enc[d], x[d]) for d in DOMAINS)
+    if L.lowpass > 0:
+        terms["lowpass"] = sum(losses.lowpass(torch.cat([out.trans_enc[d], out.trans_rand[d]]), x[OTHER[d]],
+                                              int(L.lowpass_size)) for d in DOMAINS)
+    # a translation keeps the content it was made from (checked on the random-style translations, as MUNIT does;
+    # the decoder is the same for encoded styles)
+    recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS}
+    terms["content"] = sum(losses.content_regression(recovered[d], q[OTHER[d]].z_q) for d in DOMAINS)
+    if L.cycle > 0:  # translated back with the source's own style (the round trip's codes are not counted)
         back = {}
-        for d in ("a", "b"):
-            src = OTHER[d]
-            z_q_back = model.quantizer(content_of_trans[d], count=False)[0]
-            back[src] = model.decode(z_q_back, own_style[src], src)
-        terms["cycle"] = sum(F.l1_loss(back[d], x[d]) for d in ("a", "b"))
-    # style regression: the style encoder recovers the style a translation was made with
-    if model.multimodal:  # random styles must be recovered (MUNIT); encoded ones too with loss.style_encoded
-        terms["style"] = sum(F.l1_loss(model.encode_style(trans_rand[d], d), rand_style[d]) for d in "ab")
+        for d in DOMAINS:
+            z_q, _, _ = model.quantizer(recovered[d], count=False)
+            back[OTHER[d]] = model.decode(z_q, styles[OTHER[d]], OTHER[d])
+        terms["cycle"] = sum(losses.cycle(back[d], x[d]) for d in DOMAINS)
+    if model.multimodal:  # the style encoder recovers the random style a translation was made with (MUNIT), and
+        # with loss.style_encoded the encoded one
+        terms["style"] = sum(losses.style_regression(model.encode_style(out.trans_rand[d], d), random_styles[d])
+                             for d in DOMAINS)
         if L.style_encoded > 0:
-            terms["style_encoded"] = sum(F.l1_loss(model.encode_style(trans_enc[d], d), own_style[d].detach())
-                                         for d in "ab")
-
-        if L.mode_seek > 0:  # mode seeking (MSGAN, DRIT++): two styles of one content must give two images, the
-            # pixel distance per unit of style distance pushed up to mode_seek_target (a hinge: bounded, and off
-            # once reached, so it cannot grow into noise)
-            terms["mode_seek"] = 0.0
-            for d in ("a", "b"):
-                ratio = (trans_enc[d] - trans_rand[d]).abs().flatten(1).mean(1) \
-                    / (own_style[d].detach() - rand_style[d]).abs().mean(1).clamp_min(1e-3)
-                terms["mode_seek"] = terms["mode_seek"] + F.relu(L.mode_seek_target - ratio).mean()
-
-    fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
+            terms["style_encoded"] = sum(losses.style_regression(model.encode_style(out.trans_enc[d], d), styles[d])
+                                         for d in DOMAINS)
+        if L.mode_seek > 0:
+            terms["mode_seek"] = sum(losses.mode_seeking(out.trans_enc[d], out.trans_rand[d], styles[d],
+                                                         random_styles[d], L.mode_seek_target) for d in DOMAINS)
     if adversarial:
-        terms["adv"] = 0.0
-        for d in ("a", "b"):
-            terms["adv"] = terms["adv"] + g_loss(discs[d](torch.cat([trans_enc[d], trans_rand[d]])), L.gan_mode)
-        if L.feat_match > 0:  # one pass over [reconstructions, reals]: logits for adv_rec, features for matching
-            terms["adv_rec"] = 0.0
-            terms["feat_match"] = 0.0
-            for d in ("a", "b"):
-                logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
-                terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
-                terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
-                                                                             [f[n:] for f in feats])
-        else:
-            terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
+        terms["adv"] = sum(losses.g_loss(discs[d](torch.cat([out.trans_enc[d], out.trans_rand[d]])), L.gan_mode)
+                           for d in DOMAINS)
+        # the reconstructions' logits, and for feature matching the features of them and of their inputs
+        judged = {d: judge(discs[d], out.rec[d], x[d] if L.feat_match > 0 else None) for d in DOMAINS}
+        terms["adv_rec"] = sum(losses.g_loss(judged[d].logits, L.gan_mode) for d in DOMAINS)
+        if L.feat_match > 0:
+            terms["feat_match"] = sum(losses.feature_matching(judged[d].features, judged[d].real_features)
+                                      for d in DOMAINS)
         if L.content_adv > 0:  # the content encoder hides which domain its features came from
-            terms["content_adv"] = content_g_loss(discs["content"](q["a"].z), discs["content"](q["b"].z))
+            terms["content_adv"] = losses.content_g_loss(discs["content"](q["a"].z), discs["content"](q["b"].z))
 
-    weights = {
-        "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
-        "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
-        "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass,
-        "style_encoded": L.style_encoded, "look": L.look, "look_invariance": L.look_invariance,
-    }  # fmt: skip
+    weights = loss_weights(L)
     loss = sum(weights[k] * v for k, v in terms.items())
-    features = feature_rows({d: q[d].z for d in "ab"})
-    tokens = torch.cat([q["a"].tokens.flatten(), q["b"].tokens.flatten()])
-    content = {d: q[d].z for d in ("a", "b")}
-    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content, own_mean)
+    z = {d: q[d].z for d in DOMAINS}
+    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes={d: out.fakes(d) for d in DOMAINS},
+                      features=feature_rows(z), tokens=torch.cat([q[d].tokens.flatten() for d in DOMAINS]),
+                      content=z, styles=enc.style_means)
 
 
 COLLAPSED_SPREAD = 0.05  # style spread below this (random styles: 1) = the style encoder gives one style
@@ -276,10 +334,11 @@ def discriminator_step(
     for d in ("a", "b"):
         trans, rec = fakes[d][: 2 * n].detach(), fakes[d][2 * n :].detach()
         real = discs[d](x[d])
-        total = total + d_loss(real, discs[d](trans), cfg.loss.gan_mode)
-        total = total + cfg.loss.adv_recon_ratio * d_loss(real, discs[d](rec), cfg.loss.gan_mode)
+        total = total + losses.d_loss(real, discs[d](trans), cfg.loss.gan_mode)
+        total = total + cfg.loss.adv_recon_ratio * losses.d_loss(real, discs[d](rec), cfg.loss.gan_mode)
     if cfg.loss.content_adv > 0 and content is not None:
-        total = total + content_d_loss(discs["content"](content["a"].detach()), discs["content"](content["b"].detach()))
+        total = total + losses.content_d_loss(discs["content"](content["a"].detach()),
+                                              discs["content"](content["b"].detach()))
     return total
 
 
