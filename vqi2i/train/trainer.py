@@ -1,4 +1,5 @@
-"""Stage-1 trainer: the translator and its discriminators, with every loss of design.md §1.
+"""Stage-1 trainer: the translator and its discriminators, with the loss terms of `vqi2i.losses`
+(docs/architecture.md, "A training step (stage 1)").
 
 One generator step per batch (both domains at once), then one discriminator step. Each decoder runs
 once per step over a concatenated batch: [own content (reconstruction), other content with an
@@ -7,10 +8,10 @@ encoded style, other content with a sampled N(0, I) style].
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections import defaultdict
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,16 +21,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from vqi2i import losses
-from vqi2i.checkpoint import (
-    EMA_FILE,
-    has_checkpoint,
-    load_trainer_state,
-    load_weights,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from vqi2i.data import build_dataset
 from vqi2i.data.transforms import jitter_look
 from vqi2i.errors import UserError
+from vqi2i.images import save_grid
 from vqi2i.losses import VGGPerceptual
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
@@ -41,7 +36,6 @@ from vqi2i.train.distributed import (
     broadcast_,
     broadcast_int,
     check_rng_agrees,
-    check_same_config,
     distributed_session,
     gather_cat,
     global_batch_norm,
@@ -49,18 +43,8 @@ from vqi2i.train.distributed import (
     sync_rng,
     wrap,
 )
-from vqi2i.train.runtime import (
-    MetricsLog,
-    batches_from,
-    checkpoint_due,
-    lr_factor,
-    rng_state,
-    saving_on_interrupt,
-    seed_everything,
-    set_lr,
-    set_rng_state,
-)
-from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
+from vqi2i.train.run import Run, begin
+from vqi2i.train.runtime import batches_from, checkpoint_due, lr_factor, set_lr
 
 OTHER = {"a": "b", "b": "a"}
 
@@ -347,8 +331,6 @@ class EMA:
     up from 0 as (1 + step) / (10 + step), so early averages do not hold on to the random initialisation."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        import copy
-
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
@@ -363,8 +345,6 @@ class EMA:
 
 def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
     """A fixed batch for image grids and validation: test images when there are any, else train."""
-    from vqi2i.data import build_dataset
-
     try:
         ds = build_dataset(cfg.data, "test", train=False, seed=int(cfg.train.seed))
     except UserError:
@@ -377,8 +357,6 @@ def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
 def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig, path: Path) -> dict[str, float]:
     """Image grid (inputs, reconstructions, translations with several random styles) + validation
     figures on the same batch: reconstruction L1 and codes used."""
-    from vqi2i.images import save_grid
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -431,22 +409,12 @@ def compile_networks(model: VQI2I, discs: torch.nn.ModuleDict, ctx: DistContext)
         net.compile()
 
 
-def _no_save_under_ddp(current_step) -> Path:
-    raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
-                    "(train.ckpt_every): continue from its last checkpoint with --resume")
-
-
 def _train(
     cfg: DictConfig, run_dir: Path, ctx: DistContext, device: torch.device, *, resume: bool, progress: bool,
     stop_at: int | None,
 ) -> dict:
-    from vqi2i.config import to_yaml
-    from vqi2i.data import build_dataset
-
     T = cfg.train
-    check_same_config(ctx, to_yaml(cfg))
-    use_tb = tensorboard_wanted(T.tensorboard)
-    seed_everything(int(T.seed))
+    use_tb = begin(cfg, ctx)
     model = build_model(cfg).to(device)
     discs = build_discriminators(cfg).to(device)
     if ctx.enabled:  # batch statistics of the global batch, as one process would compute them
@@ -465,55 +433,19 @@ def _train(
     preview = _preview_batch(cfg) if ctx.is_main else None
     ema = EMA(model, float(T.ema)) if float(T.ema) > 0 and ctx.is_main else None
     batch_size, world = int(T.batch_size), ctx.world_size
-    global_batch = batch_size * world
 
-    step = 0
-    if resume:
-        ckpt = resolve_checkpoint(run_dir)
-        load_weights(model, ckpt / "model.safetensors", device)
-        load_weights(discs, ckpt / "disc.safetensors", device)
-        if ema is not None:
-            load_weights(ema.model, ckpt / EMA_FILE, device)
-        trainer_state, state = load_trainer_state(ckpt)
-        opt_g.load_state_dict(trainer_state["opt_g"])
-        opt_d.load_state_dict(trainer_state["opt_d"])
-        set_rng_state(trainer_state["rng"])
-        step = int(state["step"])
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != world and ctx.is_main:
-            print(f"note: {run_dir} was trained on {saved_world} process(es) and resumes on {world}: the global "
-                  f"batch is now {global_batch} and the data order from step {step} on differs from an "
-                  "uninterrupted run (resume with the same number of processes to continue exactly)")
-    if ctx.enabled and ctx.is_main:
-        print(f"distributed training: {world} processes ({ctx.backend}), train.batch_size={batch_size} per "
-              f"process, global batch {global_batch}")
-    log = None
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
-    tb = TensorBoardLog(run_dir if use_tb and ctx.is_main else None, resume_step=step if resume else None)
-    if tb.enabled:
-        tb.text("config", to_yaml(cfg), step)
-        print(f"TensorBoard: {tb.command()}")
+    def sync() -> dict:  # before a distributed save: the checkpoint holds the global code counts (rank 0's)
+        check_rng_agrees(ctx)
+        all_reduce_sum_(ctx, model.quantizer.usage)
+        if not ctx.is_main:
+            model.quantizer.usage.zero_()
+        return {}
 
-    per_epoch = max(1, len(dataset) // global_batch)
-
-    def save() -> Path | None:
-        if ctx.enabled:
-            check_rng_agrees(ctx)
-            usage = model.quantizer.usage
-            all_reduce_sum_(ctx, usage)  # the checkpoint holds the global counts, on rank 0 only from here on
-            if not ctx.is_main:
-                usage.zero_()
-                return None
-        trainer_state = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state()}
-        modules = {"model": model, "disc": discs, **({"model_ema": ema.model} if ema is not None else {})}
-        extra = {"world_size": world, "global_batch": global_batch} if ctx.enabled else {}
-        return save_checkpoint(
-            run_dir, step, cfg, modules, trainer_state,
-            {"epoch": step // per_epoch, **extra}, keep=int(T.keep_checkpoints),
-        )  # fmt: skip
+    run = Run(cfg, run_dir, ctx, modules={"model": model, "disc": discs, **({"model_ema": ema.model} if ema else {})},
+              optimizers={"opt_g": opt_g, "opt_d": opt_d}, per_epoch=max(1, len(dataset) // (batch_size * world)),
+              tensorboard=use_tb, sync=sync)
+    step = run.resume(device).step if resume else 0
+    run.open_logs(step, resume)
 
     if bool(T.compile):
         compile_networks(model, discs, ctx)
@@ -531,14 +463,11 @@ def _train(
     t0 = time.perf_counter()
     model.train()
     discs.train()
-    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress or not ctx.is_main, desc=cfg.name,
-               dynamic_ncols=True)
     pin = bool(T.pin_memory) and device.type == "cuda"
     batches = batches_from(dataset, batch_size, int(T.seed), step, int(cfg.data.num_workers),
                            rank=ctx.rank, world_size=world, pin_memory=pin)
-    interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
-    with saving_on_interrupt(bar, interrupt_save, lambda: step), closing(tb):
-        end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+    end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+    with run.loop(step, progress, lambda: step) as bar:
         while step < end:
             batch = next(batches)
             x = {d: batch[d].to(device, non_blocking=pin) for d in ("a", "b")}
@@ -603,23 +532,21 @@ def _train(
                        if sum(len(t) for t in v) >= 2},
                     "codes_restarted": restarted,
                     "steps_per_s": n_logged / elapsed,
-                    **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {}),
+                    **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {}),
                 }
                 if ctx.is_main:
                     if step % int(T.image_every) == 0 or step == int(T.max_steps):
                         shown = ema.model if ema is not None else model  # what inference will use
-                        path = run_dir / "samples" / f"step-{step:07d}.png"
-                        last.update(write_preview(shown, preview, cfg, path))
-                        tb.image("samples", path, step)
+                        last.update(run.sample_sheet(step, lambda path, shown=shown: write_preview(shown, preview,
+                                                                                                    cfg, path)))
                     if not collapse_warned and style_collapsed(last, step, int(T.max_steps)):
                         collapse_warned = True
                         tqdm.write(f"warning: the style encoders have collapsed at step {step} (style spread "
                                    f"{min(last['style_spread_a'], last['style_spread_b']):.3g}, random styles: 1): "
                                    "every image gets the same style, so exemplars and random styles change little",
                                    file=sys.stderr)
-                    log.write(last)
-                    tb.scalars(last, step)
-                    tb.code_histogram("codebook/usage", counts, step)
+                    run.write(last, step)
+                    run.tb.code_histogram("codebook/usage", counts, step)
                     bar.set_postfix(
                         total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
                         codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
@@ -629,22 +556,5 @@ def _train(
                 seen_styles = {"a": [], "b": []}
                 n_logged, restarted, t0 = 0, 0, time.perf_counter()
             if checkpoint_due(step, T.ckpt_every, end):
-                save()
+                run.save(step)
     return last
-
-def prepare_run(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing run unless asked; resuming needs a checkpoint."""
-    if resume:
-        if not has_checkpoint(run_dir):
-            raise UserError(f"cannot resume: {run_dir} holds no checkpoint (checkpoints/latest)")
-        return
-    from vqi2i.train.distributed import env_context
-
-    if env_context().rank != 0:  # under torchrun rank 0 alone checks, clears and writes the run folder
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UserError(f"run folder {run_dir} is not empty; pass --resume to continue it or --overwrite")
-        import shutil
-
-        shutil.rmtree(run_dir)
