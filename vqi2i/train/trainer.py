@@ -259,6 +259,21 @@ def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
     return bool(spreads) and step >= max(1, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
 
 
+def style_spreads(seen: dict[str, list[torch.Tensor]], ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """{style_spread_d: the spread of the styles encoded since the last log line}, over the global batch under
+    DDP (every rank's styles gathered), for each domain with two styles or more."""
+    spreads = {}
+    for d, parts in seen.items():
+        if not parts:
+            continue
+        styles = torch.cat(parts)
+        if ctx.enabled:
+            styles = gather_cat(ctx, styles.to(device)).cpu()
+        if len(styles) >= 2:
+            spreads[f"style_spread_{d}"] = style_spread(styles)
+    return spreads
+
+
 def feature_rows(content: dict[str, torch.Tensor]) -> torch.Tensor:
     """Content maps {domain: [B, D, h, w]} -> their detached feature vectors [2 * B * h * w, D] (a, then b)."""
     return torch.cat([content[d].detach().permute(0, 2, 3, 1).reshape(-1, content[d].shape[1]) for d in "ab"])
@@ -528,8 +543,7 @@ def _train(
                     "lr": T.lr * factor,
                     **means,
                     **codebook_stats(counts),
-                    **{f"style_spread_{d}": style_spread(torch.cat(v)) for d, v in seen_styles.items()
-                       if sum(len(t) for t in v) >= 2},
+                    **style_spreads(seen_styles, ctx, device),
                     "codes_restarted": restarted,
                     "steps_per_s": n_logged / elapsed,
                     **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {}),
