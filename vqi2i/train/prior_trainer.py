@@ -21,6 +21,7 @@ from vqi2i.errors import UserError
 from vqi2i.images import save_grid
 from vqi2i.inference import check_codec_path, prior_config_of
 from vqi2i.models.prior import ContentPrior, PriorConfig
+from vqi2i.models.vqi2i import VQI2I
 from vqi2i.sampling import generate_grids
 from vqi2i.tokens import TokenSet, cached_tokens
 from vqi2i.train.distributed import DistContext, distributed_session, gather_objects, main_first, mean_over_ranks, wrap
@@ -132,11 +133,11 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
                             stop_at=stop_at)
 
 
-def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
-                 device: torch.device, *, resume: bool, progress: bool, stop_at: int | None) -> dict:
+def _codec_and_tokens(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
+                      device: torch.device, progress: bool) -> tuple[VQI2I, str, TokenSet, TokenSet]:
+    """The frozen codec (recorded in cfg.codec) and its train and validation token grids, from the cache (rank 0
+    encodes it first)."""
     T, D = cfg.train, cfg.data
-    use_tb = begin(cfg, ctx)
-
     if codec_path is None:
         if not cfg.codec.path:
             raise UserError("give the codec run the prior learns the tokens of: --codec RUN")
@@ -170,6 +171,15 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
         return train_ts, val_ts
 
     train_ts, val_ts = main_first(ctx, token_sets)  # rank 0 encodes the cache, the others then read it
+    return codec, codec_id, train_ts, val_ts
+
+
+def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
+                 device: torch.device, *, resume: bool, progress: bool, stop_at: int | None) -> dict:
+    T, D = cfg.train, cfg.data
+    use_tb = begin(cfg, ctx)
+
+    codec, codec_id, train_ts, val_ts = _codec_and_tokens(cfg, run_dir, codec_path, ctx, device, progress)
 
     h, w = train_ts.grid
     m = cfg.model
@@ -222,7 +232,7 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
     step_loss = wrap(PriorLoss(prior), ctx, device)
     end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
     epoch, batches = -1, []
-    with run.loop(step, talk, lambda: step) as bar:
+    with run.loop(step, progress, lambda: step) as bar:
         while step < end:
             e, i = divmod(step, per_epoch)
             if e != epoch:  # which grids a step sees depends only on (seed, world size, step): resume is exact

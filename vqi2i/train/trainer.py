@@ -259,6 +259,43 @@ def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
     return bool(spreads) and step >= max(1, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
 
 
+class Tally:
+    """What a log line of `vqi2i train` averages since the previous one: the discriminator's loss, each term and
+    the total, the codes used, the spread of the styles encoded; and the dead codes restarted, the step rate."""
+
+    def __init__(self, n_embed: int):
+        self.n_embed = n_embed
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts = torch.zeros(self.n_embed, dtype=torch.long)
+        self.styles: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
+        self.steps, self.restarted, self.t0 = 0, 0, time.perf_counter()
+
+    def add(self, out: StepOutput, loss_d: float | None, restarted: int) -> None:
+        if loss_d is not None:
+            self.sums["disc"] += loss_d
+        for k, v in out.terms.items():
+            self.sums[k] += v
+        self.sums["total"] += out.loss.item()
+        self.counts += torch.bincount(out.tokens.cpu(), minlength=self.n_embed)
+        for d, st in out.styles.items():
+            self.styles[d].append(st.float().cpu())
+        self.steps, self.restarted = self.steps + 1, self.restarted + restarted
+
+    def line(self, ctx: DistContext, device: torch.device) -> dict[str, float]:
+        """The figures of a log line; under DDP the global batch's (the ranks' means averaged, code counts summed,
+        styles gathered)."""
+        elapsed = time.perf_counter() - self.t0
+        means = {k: v / self.steps for k, v in self.sums.items()}
+        if ctx.enabled:
+            means = mean_over_ranks(ctx, means, device)
+            self.counts = all_reduce_sum_(ctx, self.counts.to(device)).cpu()
+        return {**means, **codebook_stats(self.counts), **style_spreads(self.styles, ctx, device),
+                "codes_restarted": self.restarted, "steps_per_s": self.steps / elapsed}
+
+
 def style_spreads(seen: dict[str, list[torch.Tensor]], ctx: DistContext, device: torch.device) -> dict[str, float]:
     """{style_spread_d: the spread of the styles encoded since the last log line}, over the global batch under
     DDP (every rank's styles gathered), for each domain with two styles or more."""
@@ -470,12 +507,7 @@ def _train(
         model.quantizer.usage.zero_()
     shard = (ctx.rank, world) if ctx.enabled else None
     use_bf16 = bool(T.bf16) and device.type == "cuda"
-    sums: dict[str, float] = defaultdict(float)
-    counts = torch.zeros(model.n_embed, dtype=torch.long)
-    n_logged, restarted, last = 0, 0, {}
-    seen_styles: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
-    collapse_warned = False
-    t0 = time.perf_counter()
+    tally, last, collapse_warned = Tally(model.n_embed), {}, False
     model.train()
     discs.train()
     pin = bool(T.pin_memory) and device.type == "cuda"
@@ -513,41 +545,21 @@ def _train(
                 if T.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(discs.parameters(), T.grad_clip)
                 opt_d.step()
-                sums["disc"] += loss_d.item()
 
             step += 1
-            cb = cfg.model.codebook
+            restarted, cb = 0, cfg.model.codebook
             if cb.restart_dead and step % int(cb.restart_every) == 0:
                 if ctx.enabled:
-                    restarted += restart_dead_codes_everywhere(model.quantizer, out.content, float(cb.dead_below),
-                                                               ctx, device)
+                    restarted = restart_dead_codes_everywhere(model.quantizer, out.content, float(cb.dead_below),
+                                                              ctx, device)
                 else:
-                    restarted += model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
-            for k, v in out.terms.items():
-                sums[k] += v
-            sums["total"] += out.loss.item()
-            counts += torch.bincount(out.tokens.cpu(), minlength=model.n_embed)
-            for d, st in out.styles.items():
-                seen_styles[d].append(st.float().cpu())
-            n_logged += 1
+                    restarted = model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
+            tally.add(out, loss_d.item() if adversarial else None, restarted)
             bar.update(1)
 
             if step % int(T.log_every) == 0 or step == int(T.max_steps):
-                elapsed = time.perf_counter() - t0
-                means = {k: v / n_logged for k, v in sums.items()}
-                if ctx.enabled:  # the global batch's figures: means of the ranks' means, summed code counts
-                    means = mean_over_ranks(ctx, means, device)
-                    counts = all_reduce_sum_(ctx, counts.to(device)).cpu()
-                last = {
-                    "step": step,
-                    "lr": T.lr * factor,
-                    **means,
-                    **codebook_stats(counts),
-                    **style_spreads(seen_styles, ctx, device),
-                    "codes_restarted": restarted,
-                    "steps_per_s": n_logged / elapsed,
-                    **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {}),
-                }
+                last = {"step": step, "lr": T.lr * factor, **tally.line(ctx, device),
+                        **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {})}
                 if ctx.is_main:
                     if step % int(T.image_every) == 0 or step == int(T.max_steps):
                         shown = ema.model if ema is not None else model  # what inference will use
@@ -560,15 +572,12 @@ def _train(
                                    "every image gets the same style, so exemplars and random styles change little",
                                    file=sys.stderr)
                     run.write(last, step)
-                    run.tb.code_histogram("codebook/usage", counts, step)
+                    run.tb.code_histogram("codebook/usage", tally.counts, step)
                     bar.set_postfix(
                         total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
                         codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
                     )  # fmt: skip
-                sums.clear()
-                counts.zero_()
-                seen_styles = {"a": [], "b": []}
-                n_logged, restarted, t0 = 0, 0, time.perf_counter()
+                tally.reset()
             if checkpoint_due(step, T.ckpt_every, end):
                 run.save(step)
     return last
