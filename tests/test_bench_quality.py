@@ -78,7 +78,7 @@ def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
 def test_the_judges_data_is_built_whatever_the_rows(bench):
     assert bench.data_kinds(["paired"]) == ["disjoint", "shared"]
     assert bench.data_kinds(["recipe"]) == ["disjoint"]
-    assert bench.data_kinds(["recipe", "paired-dec-attn"]) == ["disjoint", "shared"]
+    assert bench.data_kinds(["recipe", "paired-f4"]) == ["disjoint", "shared"]
 
 
 def test_a_learning_curve_scores_every_kept_checkpoint_and_the_last(bench):

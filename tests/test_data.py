@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from vqi2i.cli import main as cli_main
 from vqi2i.data import PairedFolders, UnpairedFolders, build_dataset
 from vqi2i.data.scenes import SPLITS, make_scenes, scene_images
-from vqi2i.data.transforms import PairTransform, hue_rotate, parse_size, resize_shorter
+from vqi2i.data.transforms import PairTransform, parse_size, resize_shorter
 from vqi2i.errors import UserError
 
 
@@ -128,48 +128,6 @@ def test_flip_and_crop_shared_across_a_pair():
         assert torch.equal(alone, out_a)
         seen_flip.add(any(torch.equal(out_a, a[:, i : i + 8, j : j + 8]) for i in range(5) for j in range(5)))
     assert seen_flip == {True, False}  # both flipped and unflipped crops occur
-
-
-def test_hue_rotation_keeps_greys_and_turns_primaries():
-    grey = torch.tensor([1.0, -1.0, 0.3]).repeat(3, 1)[:, :, None]  # white, black, a grey: columns are pixels
-    red, green, blue = (torch.eye(3) * 2 - 1)[:, :, None].unbind(1)
-    assert torch.allclose(hue_rotate(grey, 0.37), grey, atol=1e-6)
-    assert torch.allclose(hue_rotate(red[:, None], 1 / 3)[:, 0], green, atol=1e-6)  # a third of a turn: R -> G -> B
-    assert torch.allclose(hue_rotate(green[:, None], 1 / 3)[:, 0], blue, atol=1e-6)
-    x = torch.rand(3, 5, 5) * 2 - 1
-    assert torch.allclose(hue_rotate(x, 0.0), x) and torch.allclose(hue_rotate(x, 1.0), x, atol=1e-5)
-    with pytest.raises(ValueError, match="RGB"):
-        hue_rotate(torch.zeros(1, 4, 4), 0.1)
-
-
-def test_hue_jitter_is_seeded_shared_across_a_pair_and_training_only():
-    t = PairTransform(size=None, crop=None, flip=False, train=True, hue=0.5)
-    a = torch.rand(3, 6, 6) * 2 - 1
-    turned = []
-    for k in range(8):
-        out_a, out_b = t([a, a.clone()], ["a.png", "b.png"], torch.Generator().manual_seed(k))
-        assert torch.equal(out_a, out_b)  # paired images get the same rotation
-        (again,) = t([a], ["a.png"], torch.Generator().manual_seed(k))
-        assert torch.equal(again, out_a)  # a pure function of the generator
-        # greys stay put, so the per-pixel channel mean is nearly unchanged (up to clamping)
-        assert torch.allclose(out_a.mean(0), a.mean(0), atol=0.35)
-        turned.append(float((out_a - a).abs().mean()))
-    assert min(turned) < max(turned) and max(turned) > 0.05  # different, real rotations
-    (kept,) = PairTransform(size=None, crop=None, flip=False, train=False, hue=0.5)([a], ["a.png"],
-                                                                                   torch.Generator().manual_seed(0))
-    assert torch.equal(kept, a)  # never at evaluation
-
-
-def test_hue_option_is_validated(tmp_path):
-    root = _cyclegan(tmp_path / "data")
-    cfg = {"root": str(root), "size": 20, "crop": 16, "channels": 3}
-    ds = build_dataset(dict(cfg, hue=0.25), "train", train=True)
-    assert ds.transform.hue == 0.25 and build_dataset(cfg, "train", train=True).transform.hue == 0.0
-    for bad, match in ((0.7, "between 0"), (-0.1, "between 0"), ("red", "must be a number")):
-        with pytest.raises(UserError, match=f"data.hue.*{match}"):
-            build_dataset(dict(cfg, hue=bad), "train", train=True)
-    with pytest.raises(UserError, match="data.channels=3"):
-        build_dataset(dict(cfg, hue=0.2, channels=1), "train", train=True)
 
 
 def test_paired_folders_same_crop_and_flip(tmp_path):

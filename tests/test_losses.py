@@ -45,3 +45,38 @@ def test_perceptual_loss_from_local_features(tmp_path):
     gray = x[:, :1]
     assert loss(gray, gray).item() == 0  # one-channel images are accepted
     assert all(not p.requires_grad for p in loss.parameters())
+
+
+@pytest.mark.parametrize("term", ["reconstruction", "paired", "cycle", "look_transfer", "content_regression",
+                                  "style_regression", "look_invariance"])
+def test_l1_terms_are_zero_at_their_target_and_move_only_the_output(term):
+    from vqi2i import losses
+
+    fn = getattr(losses, term)
+    out = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.randn(2, 3, 4, 4, requires_grad=True)
+    assert fn(target.detach().clone(), target.detach()) == 0
+    loss = fn(out, target)
+    assert loss.shape == () and loss > 0
+    loss.backward()
+    assert out.grad.abs().sum() > 0
+    fixed = term in ("content_regression", "style_regression", "look_invariance")  # latents: fixed targets
+    assert (target.grad is None) == fixed
+
+
+def test_lowpass_compares_coarse_grids_of_every_translation_with_its_source():
+    from vqi2i.losses import lowpass
+
+    source = torch.rand(2, 3, 8, 8)
+    checker = (torch.arange(8)[:, None] + torch.arange(8)) % 2 * 0.2 - 0.1  # averages to 0 over each 2x2 cell
+    translations = torch.cat([source + checker, source - checker])  # two translations per source, in blocks
+    assert lowpass(translations, source, 4).abs() < 1e-6
+    assert lowpass(translations + 0.5, source, 4) == pytest.approx(0.5)
+
+
+def test_mode_seeking_is_a_bounded_hinge_on_pixels_per_style():
+    from vqi2i.losses import mode_seeking
+
+    one, s1, s2 = torch.zeros(2, 3, 4, 4), torch.zeros(2, 8), torch.ones(2, 8)
+    assert mode_seeking(one, one.clone(), s1, s2, target=0.1) == pytest.approx(0.1)  # the same image: the bound
+    assert mode_seeking(one, one + 0.5, s1, s2, target=0.1) == 0  # apart enough: off

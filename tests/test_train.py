@@ -16,8 +16,9 @@ from vqi2i.config import load_config
 from vqi2i.errors import UserError
 from vqi2i.images import list_images, load_image
 from vqi2i.models.build import build_model
+from vqi2i.train.run import prepare_run
 from vqi2i.train.runtime import read_metrics, seed_everything
-from vqi2i.train.trainer import prepare_run, train
+from vqi2i.train.trainer import train
 
 TINY_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
 

@@ -124,6 +124,8 @@ def load_config_of(ckpt: Path) -> DictConfig:
         raise UserError(f"checkpoint {ckpt} has no config.yaml")
     try:
         return from_yaml_text(cfg_file.read_text())
+    except UserError as e:  # a readable config that this version cannot honour
+        raise UserError(f"checkpoint {ckpt}: {e}") from None
     except Exception as e:  # noqa: BLE001 - any parse failure is a corrupt checkpoint
         raise UserError(f"checkpoint {ckpt}: config.yaml is unreadable ({type(e).__name__})") from None
 

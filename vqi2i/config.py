@@ -44,9 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "dec_res_blocks": 2,  # AdaIN residual blocks before upsampling
         "mlp_dim": 128,  # hidden width of the style -> AdaIN parameter MLP
         "up_kernel": 5,  # conv kernel of the decoder's upsampling stages (MUNIT: 5)
-        "shared_decoder": False,  # both domains' decoders share their convolutions (per-domain style MLPs)
         "dec_up_ch": 32,  # least width of the decoder's upsampling stages (each halves dec_ch down to this)
-        "dec_attn": False,  # a self-attention block over the token grid at the decoder's input (global context)
     },
     "disc": {
         "ndf": 64,
@@ -62,7 +60,6 @@ DEFAULTS: dict[str, Any] = {
         "size": 64,  # resize the shorter side to this ('none' keeps native size)
         "crop": 64,
         "flip": True,
-        "hue": 0.0,  # random hue rotation of training images, up to this fraction of a turn either way (0: off)
         "channels": 3,
         "num_workers": 0,
     },
@@ -84,8 +81,6 @@ DEFAULTS: dict[str, Any] = {
         "gan_mode": "lsgan",  # lsgan | hinge
         "recon_ssim": 0.0,  # (1 - SSIM) of reconstructions against their inputs, beside the L1: keeps thin strokes
         "feat_match": 0.0,  # L1 between the discriminators' features of reconstructions and of the real images
-        "trans_fm": 0.0,  # L1 between the per-channel mean and std of the discriminators' features of translations
-        # and of the target domain's real images (batch-level feature matching: unpaired, no high-frequency push)
         "cycle": 0.0,  # L1 of a -> b -> a (and b -> a -> b) with the source's own style, against the source image
         "content_adv": 0.0,  # content encoder fools a content-domain discriminator: the same tokens for both domains
         "lowpass": 0.0,  # L1 between a translation and its source, both average-pooled: coarse layout and colours kept
@@ -122,6 +117,25 @@ DEFAULTS: dict[str, Any] = {
         "pin_memory": False,  # page-locked batches for a faster host-to-GPU copy (with data.num_workers)
     },
 }
+
+# Options that were tried and dropped (docs/tried_and_dropped.md), with the value that turned them off. A config
+# saved before may still carry one: at that value it loads as if the key were not there; turned on, it is refused.
+DROPPED: dict[str, Any] = {
+    "model.shared_decoder": False, "model.dec_attn": False, "data.hue": 0.0, "loss.trans_fm": 0.0,
+}
+
+
+def _remove_dropped_keys(mapping: dict, where: str) -> None:
+    """Remove the DROPPED keys from a config mapping (in place); one set to anything but its off value is an error."""
+    for key, off in DROPPED.items():
+        section, name = key.split(".")
+        node = mapping.get(section)
+        if not isinstance(node, dict) or name not in node:
+            continue
+        value = node.pop(name)
+        if value is not None and value != off:
+            raise UserError(f"{where} sets {key}={value}, an option vqi2i no longer has (docs/tried_and_dropped.md); "
+                            "use the vqi2i version that wrote it")
 
 
 def _check_keys(cfg: Any, ref: Any, prefix: str = "") -> None:
@@ -187,7 +201,8 @@ def merge_config(
     check_file: Callable[[dict, Path], None] | None = None,
 ) -> DictConfig:
     """`defaults` <- YAML file <- `key=value` overrides, every key checked against `defaults`.
-    `check_file(mapping, path)` may refuse a file before its keys are checked (e.g. the wrong kind of config)."""
+    `check_file(mapping, path)` may refuse a file, or take keys off it, before its keys are checked (e.g. the wrong
+    kind of config)."""
     cfg = OmegaConf.create(defaults)
     if path is not None:
         path = Path(path)
@@ -214,8 +229,9 @@ def merge_config(
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Defaults <- YAML file <- `key=value` overrides, every key checked against DEFAULTS."""
-    cfg = merge_config(DEFAULTS, path, overrides)
+    """Defaults <- YAML file <- `key=value` overrides, every key checked against DEFAULTS (a DROPPED key in the file
+    is taken off at its off value, refused otherwise)."""
+    cfg = merge_config(DEFAULTS, path, overrides, check_file=lambda user, path: _remove_dropped_keys(user, str(path)))
     validate(cfg)
     return cfg
 
@@ -241,8 +257,6 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"data.channels ({cfg.data.channels}) must equal model.in_channels ({m.in_channels})")
     if m.up_kernel % 2 == 0:
         raise UserError(f"model.up_kernel must be odd, got {m.up_kernel}")
-    if m.dec_attn and m.dec_ch % 32:
-        raise UserError(f"model.dec_attn needs model.dec_ch a multiple of 32 (its group norm), got {m.dec_ch}")
     if m.ch % 32:
         raise UserError(f"model.ch must be a multiple of 32 (the encoder's group norm), got {m.ch}")
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks", "dec_up_ch"):
@@ -264,8 +278,10 @@ def to_yaml(cfg: DictConfig) -> str:
 
 
 def from_yaml_text(text: str) -> DictConfig:
-    """A config saved beside a checkpoint; older configs are completed with today's defaults."""
+    """A config saved beside a checkpoint; older configs are completed with today's defaults, and lose the DROPPED
+    keys they carry at their off values (one turned on is a UserError)."""
     saved = yaml.safe_load(text) or {}
+    _remove_dropped_keys(saved, "the saved config")
     return OmegaConf.merge(OmegaConf.create(DEFAULTS), OmegaConf.create(saved))
 
 

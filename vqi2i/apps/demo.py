@@ -181,7 +181,8 @@ def run_trained(args: argparse.Namespace) -> int:
     from vqi2i.data.scenes import make_scenes
     from vqi2i.device import set_threads
     from vqi2i.images import list_images, load_image, save_grid
-    from vqi2i.train.trainer import prepare_run, train
+    from vqi2i.train.run import prepare_run
+    from vqi2i.train.trainer import train
 
     if not CONFIG.is_file():
         raise UserError(f"the demo needs {CONFIG} (run it from a source checkout: pip install -e .)")

@@ -13,19 +13,12 @@ KINDS = ("unpaired", "paired")
 LAYOUTS = ("folders", "side_by_side")
 
 
-def _hue(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"data.hue must be a number between 0 (off) and 0.5 (any hue), got {value!r}") from None
-
-
 def build_dataset(
     data_cfg: Any, phase: str, train: bool, seed: int | None = None
 ) -> UnpairedFolders | PairedFolders:
     """The data set a config's `data` node describes, for `phase` ("train" or "test").
 
-    data_cfg is a dict or DictConfig with kind, root, size, crop, flip, hue, channels, layout (paired
+    data_cfg is a dict or DictConfig with kind, root, size, crop, flip, channels, layout (paired
     only) and optionally seed; an explicit `seed` argument wins over data_cfg.seed."""
     kind = str(data_cfg.get("kind", "unpaired"))
     if kind not in KINDS:
@@ -44,7 +37,6 @@ def build_dataset(
         size=parse_size(data_cfg.get("size", 64), "size"),
         crop=parse_size(data_cfg.get("crop", 64), "crop"),
         flip=bool(data_cfg.get("flip", True)),
-        hue=_hue(data_cfg.get("hue", 0.0)),
         channels=int(data_cfg.get("channels", 3)),
         seed=int(data_cfg.get("seed", 0) if seed is None else seed),
         train=train,

@@ -48,20 +48,15 @@ class _FolderDataset(Dataset):
 
     aligned = False
 
-    def __init__(self, size: int | None, crop: int | None, flip: bool, channels: int, seed: int, train: bool,
-                 hue: float = 0.0):
+    def __init__(self, size: int | None, crop: int | None, flip: bool, channels: int, seed: int, train: bool):
         if channels not in (1, 3):
             raise UserError(f"data.channels must be 1 or 3, got {channels}")
-        if not 0.0 <= float(hue) <= 0.5:
-            raise UserError(f"data.hue must be between 0 (off) and 0.5 (any hue), got {hue}")
-        if float(hue) > 0 and channels != 3:
-            raise UserError(f"data.hue={hue} rotates colours and needs data.channels=3, got {channels}")
         if int(seed) < 0:
             raise UserError(f"the data seed must be >= 0, got {seed}")
         if size is not None and crop is not None and crop > size:
             raise UserError(f"data.crop ({crop}) cannot be larger than data.size ({size})")
         self.channels, self.seed, self.train = channels, int(seed), train
-        self.transform = PairTransform(size=size, crop=crop, flip=flip, train=train, hue=float(hue))
+        self.transform = PairTransform(size=size, crop=crop, flip=flip, train=train)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -92,9 +87,8 @@ class UnpairedFolders(_FolderDataset):
         channels: int = 3,
         seed: int = 0,
         train: bool | None = None,
-        hue: float = 0.0,
     ):
-        super().__init__(size, crop, flip, channels, seed, phase == "train" if train is None else train, hue)
+        super().__init__(size, crop, flip, channels, seed, phase == "train" if train is None else train)
         root = _check_root(root)
         self.root, self.phase = root, phase
         folder_a, folder_b = _phase_folder(root, f"{phase}A"), _phase_folder(root, f"{phase}B")
@@ -144,9 +138,8 @@ class PairedFolders(_FolderDataset):
         seed: int = 0,
         layout: str = "folders",
         train: bool | None = None,
-        hue: float = 0.0,
     ):
-        super().__init__(size, crop, flip, channels, seed, phase == "train" if train is None else train, hue)
+        super().__init__(size, crop, flip, channels, seed, phase == "train" if train is None else train)
         root = _check_root(root)
         self.root, self.phase, self.layout = root, phase, layout
         self.unmatched: dict[str, list[str]] = {"a": [], "b": []}

@@ -1,4 +1,4 @@
-"""Resize, crop, flip and hue rotation for [C,H,W] image tensors, with every random choice drawn from a given
+"""Resize, crop and flip for [C,H,W] image tensors, with every random choice drawn from a given
 torch.Generator (never the global RNG), so a data set item is a pure function of its seed."""
 
 from __future__ import annotations
@@ -65,33 +65,16 @@ def crop_box(h: int, w: int, crop: int, generator: torch.Generator | None) -> tu
     return top, left
 
 
-def hue_rotate(img: torch.Tensor, turns: float) -> torch.Tensor:
-    """Rotate the colours of an RGB image [3,H,W] in [-1, 1] about the grey axis by `turns` of a full turn.
-
-    A rotation about (1,1,1) (Rodrigues' formula): white, black and every grey stay where they are,
-    saturation and brightness are nearly kept, and only the hue moves. The result is clamped to [-1, 1]."""
-    if img.shape[0] != 3:
-        raise ValueError(f"hue rotation needs an RGB image [3, H, W], got shape {tuple(img.shape)}")
-    theta = 2.0 * np.pi * float(turns)
-    c, s = np.cos(theta), np.sin(theta)
-    k = np.full(3, 1.0 / np.sqrt(3.0))
-    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    rot = torch.as_tensor(c * np.eye(3) + s * cross + (1.0 - c) * np.outer(k, k), dtype=img.dtype)
-    return torch.einsum("ij,jhw->ihw", rot, img).clamp_(-1.0, 1.0)
-
-
 @dataclass
 class PairTransform:
-    """Resize shorter side -> crop (random when training, centred otherwise) -> random horizontal flip
-    -> random hue rotation (training only, up to `hue` of a full turn either way; 0: off).
+    """Resize shorter side -> crop (random when training, centred otherwise) -> random horizontal flip.
 
-    Applied to one image or to several images with the SAME crop, flip and hue (paired data)."""
+    Applied to one image or to several images with the SAME crop and flip (paired data)."""
 
     size: int | None
     crop: int | None
     flip: bool
     train: bool
-    hue: float = 0.0
 
     def __call__(
         self, images: list[torch.Tensor], paths: list[str | Path], generator: torch.Generator
@@ -114,9 +97,6 @@ class PairTransform:
             images = [img[:, top : top + self.crop, left : left + self.crop] for img in images]
         if self.train and self.flip and bool(torch.rand((), generator=generator) < 0.5):
             images = [img.flip(-1) for img in images]
-        if self.train and self.hue > 0:
-            turns = (2.0 * float(torch.rand((), generator=generator)) - 1.0) * self.hue
-            images = [hue_rotate(img, turns) for img in images]
         return [img.contiguous() for img in images]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from taming.modules.diffusionmodules.model import AttnBlock
 
 
 def adain(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -56,13 +55,9 @@ class AdaINDecoder(nn.Module):
         mlp_dim: int,
         up_kernel: int = 5,
         up_ch: int = 32,
-        attn: bool = False,
     ):
         super().__init__()
         self.conv_in = nn.Conv2d(embed_dim, ch, 1)
-        # self-attention over the token grid before any rendering: every token sees the whole layout (a
-        # stroke can be redrawn from what the whole character is, not only its neighbourhood)
-        self.attn = AttnBlock(ch) if attn else None
         self.res = nn.ModuleList([AdaINResBlock(ch) for _ in range(n_res)])
         up: list[nn.Module] = []
         c = ch
@@ -95,8 +90,6 @@ class AdaINDecoder(nn.Module):
     def forward(self, z_q: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         params = self.adain_params(style)
         h = self.conv_in(z_q)
-        if self.attn is not None:
-            h = self.attn(h)
         start = 0
         for block in self.res:
             h = block(h, params[:, start : start + block.n_params])

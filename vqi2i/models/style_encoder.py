@@ -82,11 +82,6 @@ class StyleEncoder(nn.Module):
         return self._scale(self.head(h), self.logvar(h) if self.logvar is not None else None, track)
 
 
-def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)), summed over the style dimensions, averaged over the batch."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
-
-
 def style_spread(styles: torch.Tensor) -> float:
     """Styles [N, S] -> the mean over dimensions of their standard deviation over the N images: 0 for an
     encoder that gives every image one style, about 1 for styles spread as the random N(0, I) ones."""

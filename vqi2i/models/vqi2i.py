@@ -1,5 +1,4 @@
 """The VQ-I2I translator: shared content encoder + quantizer, per-domain style encoders and decoders.
-With model.shared_decoder the decoders share their convolutions and keep per-domain style MLPs.
 
 Translation a -> b: tokens = Q(E_c(x_a)); output = G_b(tokens, style), with the style encoded from a
 reference image of b (exemplar-guided) or drawn from N(0, I) (multimodal). The unimodal variant
@@ -7,6 +6,8 @@ reference image of b (exemplar-guided) or drawn from N(0, I) (multimodal). The u
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -18,6 +19,16 @@ from vqi2i.models.quantizer import VectorQuantizer
 from vqi2i.models.style_encoder import StyleEncoder
 
 DOMAINS = ("a", "b")
+
+
+@dataclass
+class Quantized:
+    """Images through the content encoder and the quantizer (`VQI2I.quantize`)."""
+
+    z_q: torch.Tensor  # the codes [B, D, h, w], straight-through gradient to z
+    vq_loss: torch.Tensor  # codebook + commitment (VQ-VAE)
+    tokens: torch.Tensor  # the code ids [B, h, w]
+    z: torch.Tensor  # the continuous content features [B, D, h, w] the codes were picked for
 
 
 def check_domain(domain: str) -> str:
@@ -41,13 +52,9 @@ class VQI2I(nn.Module):
         n_up = len(m.ch_mult) - 1
         self.decoders = nn.ModuleDict(
             {d: AdaINDecoder(m.embed_dim, m.in_channels, m.dec_ch, n_up, m.dec_res_blocks, m.style_dim, m.mlp_dim,
-                             m.up_kernel, m.dec_up_ch, bool(m.dec_attn))
+                             m.up_kernel, m.dec_up_ch)
              for d in DOMAINS}
         )  # fmt: skip
-        if m.shared_decoder:  # one renderer for both domains: a token draws the same structure in either, and
-            # only the per-domain style MLPs (the AdaIN parameters) say which domain's look it gets
-            for part in ("conv_in", "attn", "res", "up", "conv_out"):
-                setattr(self.decoders["b"], part, getattr(self.decoders["a"], part))
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
                 {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae),
@@ -77,16 +84,16 @@ class VQI2I(nn.Module):
         self._check_image(x)
         return self.quantizer.project(self.quant_conv(self.content_encoder(x)))
 
-    def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x -> (z_q straight-through, VQ loss, tokens [B, h, w], continuous features z). For training."""
+    def quantize(self, x: torch.Tensor) -> Quantized:
+        """x -> its codes, VQ loss, tokens and continuous features. For training."""
         z = self.content_features(x)
-        z_q, loss, tokens = self.quantizer(z)
-        return z_q, loss, tokens, z
+        z_q, vq_loss, tokens = self.quantizer(z)
+        return Quantized(z_q, vq_loss, tokens, z)
 
     def encode_content(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, C, H, W] in [-1, 1] -> (tokens [B, H/f, W/f] int64, z_q [B, D, H/f, W/f])."""
-        z_q, _, tokens, _ = self.quantize(x)
-        return tokens, z_q
+        q = self.quantize(x)
+        return q.tokens, q.z_q
 
     # -- style -----------------------------------------------------------------------------------
     def encode_style(self, x: torch.Tensor, domain: str) -> torch.Tensor:

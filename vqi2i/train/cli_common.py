@@ -9,7 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from vqi2i.checkpoint import resolve_checkpoint
 from vqi2i.errors import UserError
+from vqi2i.train.run import prepare_run
 
 
 def config_and_run_dir(
@@ -25,9 +27,6 @@ def config_and_run_dir(
     reloads the config saved with its latest checkpoint, with the overrides on top. `missing_config` is the
     error for a new run without a config file; `check_new()` and `check_resume(run_dir)` are the command's
     own checks, made before the config is read."""
-    from vqi2i.checkpoint import resolve_checkpoint
-    from vqi2i.train.trainer import prepare_run
-
     config = [i for i in args.items if "=" not in i]
     overrides = [i for i in args.items if "=" in i]
     if len(config) > 1:

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: `vqi2i` imports every command module to build its parser, and these bring in torch (seconds)
     from vqi2i.config import load_config
     from vqi2i.device import set_threads
     from vqi2i.train.cli_common import config_and_run_dir

@@ -18,6 +18,7 @@ What the trainers rely on:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import yaml
+from torch.nn.parallel import DistributedDataParallel as DDP
 
+from vqi2i.device import select_device
 from vqi2i.errors import UserError
 
 T = TypeVar("T")
@@ -78,8 +82,6 @@ def env_context() -> DistContext:
 def device_for(name: str | None, ctx: DistContext) -> torch.device:
     """The device of this process. One process: `select_device`. Under torchrun: the GPU of LOCAL_RANK
     ('auto' or 'cuda'), or the CPU."""
-    from vqi2i.device import select_device
-
     if not ctx.enabled:
         return select_device(name)
     name = (name or "auto").lower()
@@ -160,8 +162,6 @@ def check_same_config(ctx: DistContext, config_yaml: str) -> None:
     """Every rank must train the same config; the first key on which a rank differs from rank 0 is named."""
     if not ctx.enabled:
         return
-    import yaml
-
     texts: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(texts, config_yaml)
     reference = _flat(yaml.safe_load(texts[0]) or {})
@@ -281,10 +281,6 @@ def wrap(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module
     (the codebook's usage counts), and what must agree is kept equal by the trainer."""
     if not ctx.enabled:
         return module
-    import warnings
-
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     with warnings.catch_warnings():  # newer torch renames broadcast_buffers; False keeps buffers rank-local
         warnings.simplefilter("ignore", FutureWarning)
         return DDP(module, device_ids=[device.index] if device.type == "cuda" else None,

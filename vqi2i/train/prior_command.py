@@ -29,9 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: `vqi2i` imports every command module to build its parser, and these bring in torch (seconds)
     from vqi2i.config import load_prior_config
     from vqi2i.inference import is_prior_checkpoint
     from vqi2i.train.cli_common import config_and_run_dir
+    from vqi2i.train.distributed import env_context
     from vqi2i.train.prior_trainer import train_prior
 
     def check_new() -> None:
@@ -49,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     last = train_prior(cfg, run_dir, args.codec, resume=bool(args.resume), progress=not args.no_progress,
                        stop_at=args.stop_at)
-    from vqi2i.train.distributed import env_context
-
     if env_context().rank != 0:
         return 0
     summary = f"trained to step {last.get('step')} in {run_dir}"

@@ -11,47 +11,22 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import closing
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
-from vqi2i.checkpoint import (
-    MODEL_FILE,
-    checkpoint_id,
-    load_model,
-    load_trainer_state,
-    load_weights,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from vqi2i.checkpoint import checkpoint_id, load_model
 from vqi2i.errors import UserError
+from vqi2i.images import save_grid
 from vqi2i.inference import check_codec_path, prior_config_of
 from vqi2i.models.prior import ContentPrior, PriorConfig
+from vqi2i.models.vqi2i import VQI2I
+from vqi2i.sampling import generate_grids
 from vqi2i.tokens import TokenSet, cached_tokens
-from vqi2i.train.distributed import (
-    DistContext,
-    check_same_config,
-    distributed_session,
-    gather_objects,
-    main_first,
-    mean_over_ranks,
-    wrap,
-)
-from vqi2i.train.runtime import (
-    MetricsLog,
-    checkpoint_due,
-    epoch_batches,
-    lr_factor,
-    rng_state,
-    saving_on_interrupt,
-    seed_everything,
-    set_lr,
-    set_rng_state,
-)
-from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
+from vqi2i.train.distributed import DistContext, distributed_session, gather_objects, main_first, mean_over_ranks, wrap
+from vqi2i.train.run import Run, begin
+from vqi2i.train.runtime import checkpoint_due, epoch_batches, lr_factor, rng_state, set_lr, set_rng_state
 
 # -- data ----------------------------------------------------------------------------------------------
 
@@ -115,9 +90,6 @@ def evaluate(prior: ContentPrior, val: torch.Tensor, batch_size: int, use_bf16: 
 @torch.no_grad()
 def write_samples(prior: ContentPrior, codec, cfg: DictConfig, path: Path) -> None:
     """A sheet of sampled grids, each decoded in domain a (top row) and b (bottom row)."""
-    from vqi2i.images import save_grid
-    from vqi2i.sampling import generate_grids
-
     device = next(prior.parameters()).device
     g = torch.Generator(device=device).manual_seed(int(cfg.train.seed))
     n = int(cfg.train.num_samples)
@@ -161,15 +133,11 @@ def train_prior(cfg: DictConfig, run_dir: str | Path, codec_path: str | Path | N
                             stop_at=stop_at)
 
 
-def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
-                 device: torch.device, *, resume: bool, progress: bool, stop_at: int | None) -> dict:
-    from vqi2i.config import to_yaml
-
+def _codec_and_tokens(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
+                      device: torch.device, progress: bool) -> tuple[VQI2I, str, TokenSet, TokenSet]:
+    """The frozen codec (recorded in cfg.codec) and its train and validation token grids, from the cache (rank 0
+    encodes it first)."""
     T, D = cfg.train, cfg.data
-    check_same_config(ctx, to_yaml(cfg))
-    use_tb = tensorboard_wanted(T.tensorboard)
-    seed_everything(int(T.seed))
-
     if codec_path is None:
         if not cfg.codec.path:
             raise UserError("give the codec run the prior learns the tokens of: --codec RUN")
@@ -203,6 +171,15 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
         return train_ts, val_ts
 
     train_ts, val_ts = main_first(ctx, token_sets)  # rank 0 encodes the cache, the others then read it
+    return codec, codec_id, train_ts, val_ts
+
+
+def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, ctx: DistContext,
+                 device: torch.device, *, resume: bool, progress: bool, stop_at: int | None) -> dict:
+    T, D = cfg.train, cfg.data
+    use_tb = begin(cfg, ctx)
+
+    codec, codec_id, train_ts, val_ts = _codec_and_tokens(cfg, run_dir, codec_path, ctx, device, progress)
 
     h, w = train_ts.grid
     m = cfg.model
@@ -222,60 +199,29 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
         [{"params": decay, "weight_decay": float(T.weight_decay)}, {"params": no_decay, "weight_decay": 0.0}],
         lr=float(T.lr), betas=tuple(T.betas),
     )
-    world = ctx.world_size
-    if ctx.enabled and not ctx.is_main:  # the weights are rank 0's (DDP broadcasts them); dropout is per rank
-        torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, 0))
-    step = 0
-    if resume:
-        ckpt = resolve_checkpoint(run_dir)
-        load_weights(prior, ckpt / MODEL_FILE, device)
-        trainer_state, state = load_trainer_state(ckpt)
-        opt.load_state_dict(trainer_state["opt"])
-        set_rng_state(trainer_state["rng"])
-        step = int(state["step"])
-        saved_world = int(state.get("world_size", 1))
-        if ctx.enabled and not ctx.is_main:
-            ranks = trainer_state.get("rng_ranks")
-            if saved_world == world and ranks is not None:
-                set_rng_state(ranks[ctx.rank])
-            else:
-                torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, step))
-        if saved_world != world and ctx.is_main:
-            print(f"note: {run_dir} was trained on {saved_world} process(es) and resumes on {world}: the global "
-                  f"batch is now {int(T.batch_size) * world} and the data order from step {step} on differs from "
-                  "an uninterrupted run (resume with the same number of processes to continue exactly)")
-    n_train, bs = len(train_ts), int(T.batch_size)
-    global_batch = bs * world
-    if ctx.enabled and ctx.is_main:
-        print(f"distributed training: {world} processes ({ctx.backend}), train.batch_size={bs} per process, "
-              f"global batch {global_batch}")
-    log = None
-    if ctx.is_main:
-        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
-    tb = TensorBoardLog(run_dir if use_tb and ctx.is_main else None, resume_step=step if resume else None)
-    if tb.enabled:
-        tb.text("config", to_yaml(cfg), step)
-        print(f"TensorBoard: {tb.command()}")
-    per_epoch = n_train // global_batch
+    n_train, bs, world = len(train_ts), int(T.batch_size), ctx.world_size
+    per_epoch = n_train // (bs * world)
     if per_epoch == 0:
         if world == 1:
             raise UserError(f"{n_train} training grids are fewer than train.batch_size={bs}")
         raise UserError(f"{n_train} training grids are fewer than one global batch: train.batch_size={bs} x "
-                        f"{world} processes = {global_batch}")
-
-    def save() -> Path | None:
-        trainer_state = {"opt": opt.state_dict(), "rng": rng_state()}
-        extra = {}
-        if ctx.enabled:
-            rngs = gather_objects(ctx, rng_state())  # each rank's dropout stream, for an exact resume
-            if not ctx.is_main:
-                return None
-            trainer_state["rng_ranks"] = rngs
-            extra = {"world_size": world, "global_batch": global_batch}
-        return save_checkpoint(run_dir, step, cfg, {"model": prior}, trainer_state,
-                               {"epoch": step // per_epoch, "codec_checkpoint_id": codec_id, **extra},
-                               keep=int(T.keep_checkpoints))
+                        f"{world} processes = {bs * world}")
+    run = Run(cfg, run_dir, ctx, modules={"model": prior}, optimizers={"opt": opt}, per_epoch=per_epoch,
+              tensorboard=use_tb, sync=lambda: {"rng_ranks": gather_objects(ctx, rng_state())},  # each rank's dropout
+              fields={"codec_checkpoint_id": codec_id})
+    if ctx.enabled and not ctx.is_main:  # the weights are rank 0's (DDP broadcasts them); dropout is per rank
+        torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, 0))
+    step = 0
+    if resume:
+        resumed = run.resume(device)
+        step = resumed.step
+        if ctx.enabled and not ctx.is_main:  # this rank's own dropout stream, for an exact resume
+            ranks = resumed.trainer_state.get("rng_ranks")
+            if resumed.world_size == world and ranks is not None:
+                set_rng_state(ranks[ctx.rank])
+            else:
+                torch.manual_seed(_rank_seed(int(T.seed), ctx.rank, step))
+    run.open_logs(step, resume)
 
     use_bf16 = bool(T.bf16) and device.type == "cuda"
     tokens = train_ts.tokens
@@ -285,14 +231,12 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
     prior.train()
     step_loss = wrap(PriorLoss(prior), ctx, device)
     end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
-    bar = tqdm(total=int(T.max_steps), initial=step, disable=not talk, desc=cfg.name, dynamic_ncols=True)
     epoch, batches = -1, []
-    interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
-    with saving_on_interrupt(bar, interrupt_save, lambda: step), closing(tb):
+    with run.loop(step, progress, lambda: step) as bar:
         while step < end:
             e, i = divmod(step, per_epoch)
             if e != epoch:  # which grids a step sees depends only on (seed, world size, step): resume is exact
-                epoch, batches = e, epoch_batches(n_train, global_batch, int(T.seed), e)
+                epoch, batches = e, epoch_batches(n_train, run.global_batch, int(T.seed), e)
             g = torch.Generator().manual_seed(int(T.seed) * 1_000_003 + step)
             windows = training_windows(tokens[batches[i]], pcfg, D, g)
             if ctx.enabled:  # the global batch's windows, as one process draws them; this rank's shard
@@ -324,24 +268,17 @@ def _train_prior(cfg: DictConfig, run_dir: Path, codec_path: str | Path | None, 
                 last = {"step": step, "epoch": step // per_epoch, "lr": float(T.lr) * factor,
                         "loss": mean_loss, "bits_per_token": mean_loss / math.log(2),
                         "tokens_per_s": tokens_seen / elapsed,
-                        **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {})}
+                        **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {})}
                 if do_eval and ctx.is_main:
                     val = evaluate(prior, val_tokens, 2 * bs, use_bf16)
                     last.update({"val_loss": val, "val_bits_per_token": val / math.log(2)})
-                    write_samples(prior, codec, cfg, run_dir / "samples" / f"step-{step:07d}.png")
-                    tb.image("samples", run_dir / "samples" / f"step-{step:07d}.png", step)
+                    run.sample_sheet(step, lambda path: write_samples(prior, codec, cfg, path))
                     prior.train()
                 if ctx.is_main:
-                    log.write(last)
-                    tb.scalars(last, step)
+                    run.write(last, step)
                     bar.set_postfix(loss=f"{last['loss']:.3f}",
                                     **({"val_bits": f"{last['val_bits_per_token']:.3f}"} if do_eval else {}))
                 loss_sum, n_logged, tokens_seen, t0 = 0.0, 0, 0, time.perf_counter()
             if checkpoint_due(step, T.ckpt_every, end):
-                save()
+                run.save(step)
     return last
-
-
-def _no_save_under_ddp(current_step) -> Path:
-    raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
-                    "(train.ckpt_every): continue from its last checkpoint with --resume")

@@ -1,5 +1,6 @@
-"""Run utilities shared by the trainers: seeding, RNG state, LR schedule, batches, logs, checkpoints on
-schedule and on Ctrl-C (the device and threads are chosen in `vqi2i.device`)."""
+"""Run utilities shared by the trainers: seeding, RNG state, LR schedule, batches, the metrics log, when to save
+and saving on Ctrl-C (`vqi2i.train.run` puts them together around a trainer's loop; the device and threads are
+chosen in `vqi2i.device`)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 from vqi2i.errors import UserError
 
@@ -42,7 +44,7 @@ class TensorBoardLog:
         self.log_dir = log_dir
         if log_dir is None:
             return
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # here: the tensorboard package is optional (vqi2i[tb])
 
         self.writer = SummaryWriter(str(log_dir), purge_step=None if resume_step is None else resume_step + 1)
 
@@ -67,9 +69,6 @@ class TensorBoardLog:
         """An image file (a preview grid) as an image event."""
         if self.writer is None:
             return
-        import numpy as np
-        from PIL import Image
-
         with Image.open(png) as im:
             array = np.asarray(im.convert("RGB"))
         self.writer.add_image(tag, array, step, dataformats="HWC")

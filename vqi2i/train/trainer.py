@@ -1,4 +1,5 @@
-"""Stage-1 trainer: the translator and its discriminators, with every loss of design.md §1.
+"""Stage-1 trainer: the translator and its discriminators, with the loss terms of `vqi2i.losses`
+(docs/architecture.md, "A training step (stage 1)").
 
 One generator step per batch (both domains at once), then one discriminator step. Each decoder runs
 once per step over a concatenated batch: [own content (reconstruction), other content with an
@@ -7,10 +8,10 @@ encoded style, other content with a sampled N(0, I) style].
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections import defaultdict
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,37 +20,22 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from vqi2i.checkpoint import (
-    EMA_FILE,
-    has_checkpoint,
-    load_trainer_state,
-    load_weights,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from vqi2i import losses
+from vqi2i.data import build_dataset
 from vqi2i.data.transforms import jitter_look
 from vqi2i.errors import UserError
-from vqi2i.losses import (
-    VGGPerceptual,
-    content_d_loss,
-    content_g_loss,
-    d_loss,
-    feature_matching,
-    feature_statistics_matching,
-    g_loss,
-    ssim_loss,
-)
+from vqi2i.images import save_grid
+from vqi2i.losses import VGGPerceptual
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
-from vqi2i.models.style_encoder import kl_to_standard_normal, style_spread
-from vqi2i.models.vqi2i import VQI2I
+from vqi2i.models.style_encoder import style_spread
+from vqi2i.models.vqi2i import DOMAINS, VQI2I, Quantized
 from vqi2i.train.distributed import (
     DistContext,
     all_reduce_sum_,
     broadcast_,
     broadcast_int,
     check_rng_agrees,
-    check_same_config,
     distributed_session,
     gather_cat,
     global_batch_norm,
@@ -57,20 +43,47 @@ from vqi2i.train.distributed import (
     sync_rng,
     wrap,
 )
-from vqi2i.train.runtime import (
-    MetricsLog,
-    batches_from,
-    checkpoint_due,
-    lr_factor,
-    rng_state,
-    saving_on_interrupt,
-    seed_everything,
-    set_lr,
-    set_rng_state,
-)
-from vqi2i.train.tensorboard import TensorBoardLog, tensorboard_wanted
+from vqi2i.train.run import Run, begin
+from vqi2i.train.runtime import batches_from, checkpoint_due, lr_factor, set_lr
 
 OTHER = {"a": "b", "b": "a"}
+
+
+@dataclass
+class Look:
+    """Look transfer (loss.look): each real image re-coloured, and the styles encoded from the copies."""
+
+    copies: dict[str, torch.Tensor]  # per domain, the images with a random global change of look (jitter_look)
+    styles: dict[str, torch.Tensor]  # per domain, the copies' encoded styles (means; running statistics untouched)
+
+
+@dataclass
+class Encoded:
+    """Both domains' real images through the encoders, and the styles a generator step decodes with."""
+
+    content: dict[str, Quantized]  # per domain, the images' codes, VQ loss, tokens and continuous features
+    styles: dict[str, torch.Tensor]  # per domain, each image's own style (a draw from its posterior if variational)
+    style_means: dict[str, torch.Tensor]  # per domain, the encoded means, detached (empty: unimodal)
+    style_kl: torch.Tensor | None  # the posteriors' KL to N(0, I), summed over the domains (variational only)
+    random_styles: dict[str, torch.Tensor]  # per domain, N(0, I) draws for the random-style translations into it
+    look: Look | None  # look transfer's copies and styles (None: loss.look off or unimodal)
+
+
+@dataclass
+class Decoded:
+    """One decoder pass per domain d, over [d's content with d's own styles (the reconstructions), the other
+    domain's content with d's own styles and with random styles (the two translations into d), and with look
+    transfer d's content with the copies' styles]."""
+
+    rec: dict[str, torch.Tensor]
+    trans_enc: dict[str, torch.Tensor]
+    trans_rand: dict[str, torch.Tensor]
+    rec_look: dict[str, torch.Tensor]  # empty without look transfer
+
+    def fakes(self, d: str) -> torch.Tensor:
+        """What domain d's discriminator must reject: [translations with encoded styles, with random ones,
+        reconstructions]."""
+        return torch.cat([self.trans_enc[d], self.trans_rand[d], self.rec[d]])
 
 
 @dataclass
@@ -84,6 +97,78 @@ class StepOutput:
     styles: dict[str, torch.Tensor]  # per domain, the encoded styles of the real images (detached; empty: unimodal)
 
 
+def encode(model: VQI2I, x: dict[str, torch.Tensor], L: DictConfig, shard: tuple[int, int] | None) -> Encoded:
+    """The real images' content and styles, the random styles, and look transfer's copies (see generator_step)."""
+    n = x["a"].shape[0]
+    content = {d: model.quantize(x[d]) for d in DOMAINS}
+    styles, style_means, kl = {}, {}, None
+    for d in DOMAINS:
+        if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
+            mu, logvar = model.encode_style_posterior(x[d], d)
+            style_means[d] = mu.detach()
+            styles[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            if logvar is not None:
+                kl = (0.0 if kl is None else kl) + losses.style_kl(mu, logvar)
+        else:
+            styles[d] = model.encode_style(x[d], d)
+    if shard is None:
+        random_styles = {d: model.sample_style(n, device=x[d].device) for d in DOMAINS}
+    else:
+        rank, world = shard
+        random_styles = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n]
+                         for d in DOMAINS}
+    look = None
+    if L.look > 0 and model.multimodal:
+        copies = {d: jitter_look(x[d], float(L.look_strength)) for d in DOMAINS}
+        look = Look(copies, {d: model.encode_style_posterior(copies[d], d, track=False)[0] for d in DOMAINS})
+    return Encoded(content, styles, style_means, kl, random_styles, look)
+
+
+def decode(model: VQI2I, enc: Encoded) -> Decoded:
+    """One decoder pass per domain over a concatenated batch (see Decoded)."""
+    out = Decoded({}, {}, {}, {})
+    for d in DOMAINS:
+        own, other = enc.content[d].z_q, enc.content[OTHER[d]].z_q
+        z = [own, other, other] + ([own] if enc.look else [])
+        s = [enc.styles[d], enc.styles[d], enc.random_styles[d]] + ([enc.look.styles[d]] if enc.look else [])
+        out.rec[d], out.trans_enc[d], out.trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(
+            own.shape[0])
+        if enc.look:
+            out.rec_look[d] = rest[0]
+    return out
+
+
+@dataclass
+class Judged:
+    """A multi-scale discriminator's view of generated images (`judge`)."""
+
+    logits: list[torch.Tensor]  # the generated images' patch logits, per scale
+    features: list[torch.Tensor]  # their hidden activations, every scale's in order
+    real_features: list[torch.Tensor] | None  # the same of the real images judged beside them (None: none were)
+
+
+def judge(disc, fake: torch.Tensor, real: torch.Tensor | None = None) -> Judged:
+    """What `disc` makes of `fake`, and of `real` when given: then both go through one pass as one batch (batch
+    statistics and spectral-norm power iteration included)."""
+    if real is None:
+        return Judged(*disc.forward_with_features(fake), None)
+    n = fake.shape[0]
+    logits, features = disc.forward_with_features(torch.cat([fake, real]))
+    return Judged([out[:n] for out in logits], [f[:n] for f in features], [f[n:] for f in features])
+
+
+def loss_weights(L: DictConfig) -> dict[str, float]:
+    """The weight of every generator term: its `loss.*` setting (the reconstructions' adversarial term: loss.adv
+    scaled by loss.adv_recon_ratio)."""
+    return {
+        "vq": L.vq, "style_kl": L.style_kl, "look": L.look, "look_invariance": L.look_invariance,
+        "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
+        "lowpass": L.lowpass, "content": L.content, "cycle": L.cycle, "style": L.style,
+        "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
+        "adv_rec": L.adv * L.adv_recon_ratio, "feat_match": L.feat_match, "content_adv": L.content_adv,
+    }  # fmt: skip
+
+
 def generator_step(
     model: VQI2I,
     discs,
@@ -94,127 +179,74 @@ def generator_step(
     paired: bool,
     shard: tuple[int, int] | None = None,
 ) -> StepOutput:
-    """shard=(rank, world size) under DDP: the random styles are drawn for the whole global batch (the
-    same draw on every rank) and this rank takes its rows, as one process with the global batch would."""
+    """The generator's loss on a batch of both domains: the encoders (`encode`), one decoder pass per domain
+    (`decode`), each term of `vqi2i.losses` on their results, summed over the domains, and the sum of the terms
+    weighted by `loss_weights`. An optional term is computed only when its weight is above 0.
+
+    shard=(rank, world size) under DDP: the random styles are drawn for the whole global batch (the same draw on
+    every rank) and this rank takes its rows, as one process with the global batch would."""
     L = cfg.loss
-    n = x["a"].shape[0]
-    q = {d: model.quantize(x[d]) for d in ("a", "b")}  # (z_q, vq_loss, tokens, z)
-    terms: dict[str, torch.Tensor] = {"vq": q["a"][1] + q["b"][1]}
-    own_style, own_mean = {}, {}
-    for d in ("a", "b"):
-        if model.multimodal:  # a variational encoder: decode (and later regress to) a draw from N(mu, sigma^2)
-            mu, logvar = model.encode_style_posterior(x[d], d)
-            own_mean[d] = mu.detach()
-            own_style[d] = mu if logvar is None else mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            if logvar is not None:
-                terms["style_kl"] = terms.get("style_kl", 0.0) + kl_to_standard_normal(mu, logvar)
-        else:
-            own_style[d] = model.encode_style(x[d], d)
-    if shard is None:
-        rand_style = {d: model.sample_style(n, device=x[d].device) for d in ("a", "b")}
-    else:
-        rank, world = shard
-        rand_style = {d: model.sample_style(n * world, device=x[d].device)[rank * n : (rank + 1) * n] for d in "ab"}
-    look = L.look > 0 and model.multimodal
-    if look:  # look transfer: each image's own tokens rendered with the style of a re-coloured copy must give
-        # that copy, so the change of look can only travel through the style (the tokens never saw it)
-        jittered = {d: jitter_look(x[d], float(L.look_strength)) for d in ("a", "b")}
-        look_style = {d: model.encode_style_posterior(jittered[d], d, track=False)[0] for d in ("a", "b")}
-    rec, trans_enc, trans_rand, rec_look = {}, {}, {}, {}
-    for d in ("a", "b"):
-        src = OTHER[d]
-        z = [q[d][0], q[src][0], q[src][0]] + ([q[d][0]] if look else [])
-        s = [own_style[d], own_style[d], rand_style[d]] + ([look_style[d]] if look else [])
-        rec[d], trans_enc[d], trans_rand[d], *rest = model.decode(torch.cat(z), torch.cat(s), d).split(n)
-        if look:
-            rec_look[d] = rest[0]
-    if look:
-        terms["look"] = sum(F.l1_loss(rec_look[d], jittered[d]) for d in ("a", "b"))
-        if L.look_invariance > 0:  # ... and the tokens of the copy are the tokens of the original
-            terms["look_invariance"] = sum(F.l1_loss(model.content_features(jittered[d]), q[d][3].detach())
-                                           for d in ("a", "b"))
+    enc = encode(model, x, L, shard)
+    out = decode(model, enc)
+    q, styles, random_styles = enc.content, enc.styles, enc.random_styles
 
-    terms["recon"] = sum(F.l1_loss(rec[d], x[d]) for d in ("a", "b"))
+    terms: dict[str, torch.Tensor] = {"vq": q["a"].vq_loss + q["b"].vq_loss}
+    if enc.style_kl is not None:
+        terms["style_kl"] = enc.style_kl
+    if enc.look is not None:
+        copies = enc.look.copies
+        terms["look"] = sum(losses.look_transfer(out.rec_look[d], copies[d]) for d in DOMAINS)
+        if L.look_invariance > 0:
+            terms["look_invariance"] = sum(losses.look_invariance(model.content_features(copies[d]), q[d].z)
+                                           for d in DOMAINS)
+    terms["recon"] = sum(losses.reconstruction(out.rec[d], x[d]) for d in DOMAINS)
     if L.recon_ssim > 0:
-        terms["recon_ssim"] = sum(ssim_loss(rec[d], x[d]) for d in ("a", "b"))
+        terms["recon_ssim"] = sum(losses.ssim_loss(out.rec[d], x[d]) for d in DOMAINS)
     if perceptual is not None:
-        terms["perceptual"] = sum(perceptual(rec[d], x[d]) for d in ("a", "b"))
+        terms["perceptual"] = sum(perceptual(out.rec[d], x[d]) for d in DOMAINS)
     if paired:  # the translation of a's content with b's own style must be b itself, and vice versa
-        terms["paired"] = sum(F.l1_loss(trans_enc[d], x[d]) for d in ("a", "b"))
-
-    if L.lowpass > 0:  # a translation keeps its source's coarse layout and colours: both average-pooled to a
-        # lowpass_size grid (in image space, so the encoder cannot collude as it can in the content regression)
-        size = int(L.lowpass_size)
-        terms["lowpass"] = sum(
-            F.l1_loss(F.adaptive_avg_pool2d(torch.cat([trans_enc[d], trans_rand[d]]), size),
-                      F.adaptive_avg_pool2d(x[OTHER[d]], size).repeat(2, 1, 1, 1))
-            for d in ("a", "b"))
-    # content regression: a translation keeps the content it was made from (checked on the
-    # random-style translations, as MUNIT does; the decoder is the same for encoded styles)
-    content_of_trans = {d: model.content_features(trans_rand[d]) for d in ("a", "b")}
-    terms["content"] = sum(F.l1_loss(content_of_trans[d], q[OTHER[d]][0].detach()) for d in ("a", "b"))
-    if L.cycle > 0:  # translated there and back, with the source's own style, an image must come back itself
+        terms["paired"] = sum(losses.paired(out.trans_enc[d], x[d]) for d in DOMAINS)
+    if L.lowpass > 0:
+        terms["lowpass"] = sum(losses.lowpass(torch.cat([out.trans_enc[d], out.trans_rand[d]]), x[OTHER[d]],
+                                              int(L.lowpass_size)) for d in DOMAINS)
+    # a translation keeps the content it was made from (checked on the random-style translations, as MUNIT does;
+    # the decoder is the same for encoded styles)
+    recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS}
+    terms["content"] = sum(losses.content_regression(recovered[d], q[OTHER[d]].z_q) for d in DOMAINS)
+    if L.cycle > 0:  # translated back with the source's own style (the round trip's codes are not counted)
         back = {}
-        for d in ("a", "b"):
-            src = OTHER[d]
-            z_q_back = model.quantizer(content_of_trans[d], count=False)[0]
-            back[src] = model.decode(z_q_back, own_style[src], src)
-        terms["cycle"] = sum(F.l1_loss(back[d], x[d]) for d in ("a", "b"))
-    # style regression: the style encoder recovers the style a translation was made with
-    if model.multimodal:  # random styles must be recovered (MUNIT); encoded ones too with loss.style_encoded
-        terms["style"] = sum(F.l1_loss(model.encode_style(trans_rand[d], d), rand_style[d]) for d in "ab")
+        for d in DOMAINS:
+            z_q, _, _ = model.quantizer(recovered[d], count=False)
+            back[OTHER[d]] = model.decode(z_q, styles[OTHER[d]], OTHER[d])
+        terms["cycle"] = sum(losses.cycle(back[d], x[d]) for d in DOMAINS)
+    if model.multimodal:  # the style encoder recovers the random style a translation was made with (MUNIT), and
+        # with loss.style_encoded the encoded one
+        terms["style"] = sum(losses.style_regression(model.encode_style(out.trans_rand[d], d), random_styles[d])
+                             for d in DOMAINS)
         if L.style_encoded > 0:
-            terms["style_encoded"] = sum(F.l1_loss(model.encode_style(trans_enc[d], d), own_style[d].detach())
-                                         for d in "ab")
-
-        if L.mode_seek > 0:  # mode seeking (MSGAN, DRIT++): two styles of one content must give two images, the
-            # pixel distance per unit of style distance pushed up to mode_seek_target (a hinge: bounded, and off
-            # once reached, so it cannot grow into noise)
-            terms["mode_seek"] = 0.0
-            for d in ("a", "b"):
-                ratio = (trans_enc[d] - trans_rand[d]).abs().flatten(1).mean(1) \
-                    / (own_style[d].detach() - rand_style[d]).abs().mean(1).clamp_min(1e-3)
-                terms["mode_seek"] = terms["mode_seek"] + F.relu(L.mode_seek_target - ratio).mean()
-
-    fakes = {d: torch.cat([trans_enc[d], trans_rand[d], rec[d]]) for d in ("a", "b")}
+            terms["style_encoded"] = sum(losses.style_regression(model.encode_style(out.trans_enc[d], d), styles[d])
+                                         for d in DOMAINS)
+        if L.mode_seek > 0:
+            terms["mode_seek"] = sum(losses.mode_seeking(out.trans_enc[d], out.trans_rand[d], styles[d],
+                                                         random_styles[d], L.mode_seek_target) for d in DOMAINS)
     if adversarial:
-        terms["adv"], trans_feats = 0.0, {}
-        for d in ("a", "b"):  # logits for the adversarial term; features for the batch-level matching below
-            logits, trans_feats[d] = discs[d].forward_with_features(torch.cat([trans_enc[d], trans_rand[d]]))
-            terms["adv"] = terms["adv"] + g_loss(logits, L.gan_mode)
-        if L.feat_match > 0 or L.trans_fm > 0:  # one pass over [reconstructions, reals]: logits for adv_rec,
-            # features for matching (reconstructions against their own inputs; translations against the reals)
-            terms["adv_rec"] = 0.0
-            if L.feat_match > 0:
-                terms["feat_match"] = 0.0
-            if L.trans_fm > 0:
-                terms["trans_fm"] = 0.0
-            for d in ("a", "b"):
-                logits, feats = discs[d].forward_with_features(torch.cat([rec[d], x[d]]))
-                terms["adv_rec"] = terms["adv_rec"] + g_loss([out[:n] for out in logits], L.gan_mode)
-                if L.feat_match > 0:
-                    terms["feat_match"] = terms["feat_match"] + feature_matching([f[:n] for f in feats],
-                                                                                 [f[n:] for f in feats])
-                if L.trans_fm > 0:
-                    terms["trans_fm"] = terms["trans_fm"] + feature_statistics_matching(trans_feats[d],
-                                                                                        [f[n:] for f in feats])
-        else:
-            terms["adv_rec"] = sum(g_loss(discs[d](rec[d]), L.gan_mode) for d in "ab")
+        terms["adv"] = sum(losses.g_loss(discs[d](torch.cat([out.trans_enc[d], out.trans_rand[d]])), L.gan_mode)
+                           for d in DOMAINS)
+        # the reconstructions' logits, and for feature matching the features of them and of their inputs
+        judged = {d: judge(discs[d], out.rec[d], x[d] if L.feat_match > 0 else None) for d in DOMAINS}
+        terms["adv_rec"] = sum(losses.g_loss(judged[d].logits, L.gan_mode) for d in DOMAINS)
+        if L.feat_match > 0:
+            terms["feat_match"] = sum(losses.feature_matching(judged[d].features, judged[d].real_features)
+                                      for d in DOMAINS)
         if L.content_adv > 0:  # the content encoder hides which domain its features came from
-            terms["content_adv"] = content_g_loss(discs["content"](q["a"][3]), discs["content"](q["b"][3]))
+            terms["content_adv"] = losses.content_g_loss(discs["content"](q["a"].z), discs["content"](q["b"].z))
 
-    weights = {
-        "vq": L.vq, "recon": L.recon, "perceptual": L.perceptual, "paired": L.paired,
-        "content": L.content, "style": L.style, "adv": L.adv, "adv_rec": L.adv * L.adv_recon_ratio,
-        "feat_match": L.feat_match, "content_adv": L.content_adv, "cycle": L.cycle, "style_kl": L.style_kl,
-        "recon_ssim": L.recon_ssim, "mode_seek": L.mode_seek, "lowpass": L.lowpass, "trans_fm": L.trans_fm,
-        "style_encoded": L.style_encoded, "look": L.look, "look_invariance": L.look_invariance,
-    }  # fmt: skip
+    weights = loss_weights(L)
     loss = sum(weights[k] * v for k, v in terms.items())
-    features = feature_rows({d: q[d][3] for d in "ab"})
-    tokens = torch.cat([q["a"][2].flatten(), q["b"][2].flatten()])
-    content = {d: q[d][3] for d in ("a", "b")}
-    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes, features, tokens, content, own_mean)
+    z = {d: q[d].z for d in DOMAINS}
+    return StepOutput(loss, {k: v.item() for k, v in terms.items()}, fakes={d: out.fakes(d) for d in DOMAINS},
+                      features=feature_rows(z), tokens=torch.cat([q[d].tokens.flatten() for d in DOMAINS]),
+                      content=z, styles=enc.style_means)
 
 
 COLLAPSED_SPREAD = 0.05  # style spread below this (random styles: 1) = the style encoder gives one style
@@ -225,6 +257,58 @@ def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
     the first tenth of training (a fresh encoder starts near one style)."""
     spreads = [metrics[k] for k in ("style_spread_a", "style_spread_b") if k in metrics]
     return bool(spreads) and step >= max(1, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
+
+
+class Tally:
+    """What a log line of `vqi2i train` averages since the previous one: the discriminator's loss, each term and
+    the total, the codes used, the spread of the styles encoded; and the dead codes restarted, the step rate."""
+
+    def __init__(self, n_embed: int):
+        self.n_embed = n_embed
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts = torch.zeros(self.n_embed, dtype=torch.long)
+        self.styles: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
+        self.steps, self.restarted, self.t0 = 0, 0, time.perf_counter()
+
+    def add(self, out: StepOutput, loss_d: float | None, restarted: int) -> None:
+        if loss_d is not None:
+            self.sums["disc"] += loss_d
+        for k, v in out.terms.items():
+            self.sums[k] += v
+        self.sums["total"] += out.loss.item()
+        self.counts += torch.bincount(out.tokens.cpu(), minlength=self.n_embed)
+        for d, st in out.styles.items():
+            self.styles[d].append(st.float().cpu())
+        self.steps, self.restarted = self.steps + 1, self.restarted + restarted
+
+    def line(self, ctx: DistContext, device: torch.device) -> dict[str, float]:
+        """The figures of a log line; under DDP the global batch's (the ranks' means averaged, code counts summed,
+        styles gathered)."""
+        elapsed = time.perf_counter() - self.t0
+        means = {k: v / self.steps for k, v in self.sums.items()}
+        if ctx.enabled:
+            means = mean_over_ranks(ctx, means, device)
+            self.counts = all_reduce_sum_(ctx, self.counts.to(device)).cpu()
+        return {**means, **codebook_stats(self.counts), **style_spreads(self.styles, ctx, device),
+                "codes_restarted": self.restarted, "steps_per_s": self.steps / elapsed}
+
+
+def style_spreads(seen: dict[str, list[torch.Tensor]], ctx: DistContext, device: torch.device) -> dict[str, float]:
+    """{style_spread_d: the spread of the styles encoded since the last log line}, over the global batch under
+    DDP (every rank's styles gathered), for each domain with two styles or more."""
+    spreads = {}
+    for d, parts in seen.items():
+        if not parts:
+            continue
+        styles = torch.cat(parts)
+        if ctx.enabled:
+            styles = gather_cat(ctx, styles.to(device)).cpu()
+        if len(styles) >= 2:
+            spreads[f"style_spread_{d}"] = style_spread(styles)
+    return spreads
 
 
 def feature_rows(content: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -286,10 +370,11 @@ def discriminator_step(
     for d in ("a", "b"):
         trans, rec = fakes[d][: 2 * n].detach(), fakes[d][2 * n :].detach()
         real = discs[d](x[d])
-        total = total + d_loss(real, discs[d](trans), cfg.loss.gan_mode)
-        total = total + cfg.loss.adv_recon_ratio * d_loss(real, discs[d](rec), cfg.loss.gan_mode)
+        total = total + losses.d_loss(real, discs[d](trans), cfg.loss.gan_mode)
+        total = total + cfg.loss.adv_recon_ratio * losses.d_loss(real, discs[d](rec), cfg.loss.gan_mode)
     if cfg.loss.content_adv > 0 and content is not None:
-        total = total + content_d_loss(discs["content"](content["a"].detach()), discs["content"](content["b"].detach()))
+        total = total + losses.content_d_loss(discs["content"](content["a"].detach()),
+                                              discs["content"](content["b"].detach()))
     return total
 
 
@@ -298,8 +383,6 @@ class EMA:
     up from 0 as (1 + step) / (10 + step), so early averages do not hold on to the random initialisation."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
-        import copy
-
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
@@ -314,8 +397,6 @@ class EMA:
 
 def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
     """A fixed batch for image grids and validation: test images when there are any, else train."""
-    from vqi2i.data import build_dataset
-
     try:
         ds = build_dataset(cfg.data, "test", train=False, seed=int(cfg.train.seed))
     except UserError:
@@ -328,8 +409,6 @@ def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
 def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig, path: Path) -> dict[str, float]:
     """Image grid (inputs, reconstructions, translations with several random styles) + validation
     figures on the same batch: reconstruction L1 and codes used."""
-    from vqi2i.images import save_grid
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -382,22 +461,12 @@ def compile_networks(model: VQI2I, discs: torch.nn.ModuleDict, ctx: DistContext)
         net.compile()
 
 
-def _no_save_under_ddp(current_step) -> Path:
-    raise UserError(f"interrupted at step {current_step()}; a distributed run saves only on schedule "
-                    "(train.ckpt_every): continue from its last checkpoint with --resume")
-
-
 def _train(
     cfg: DictConfig, run_dir: Path, ctx: DistContext, device: torch.device, *, resume: bool, progress: bool,
     stop_at: int | None,
 ) -> dict:
-    from vqi2i.config import to_yaml
-    from vqi2i.data import build_dataset
-
     T = cfg.train
-    check_same_config(ctx, to_yaml(cfg))
-    use_tb = tensorboard_wanted(T.tensorboard)
-    seed_everything(int(T.seed))
+    use_tb = begin(cfg, ctx)
     model = build_model(cfg).to(device)
     discs = build_discriminators(cfg).to(device)
     if ctx.enabled:  # batch statistics of the global batch, as one process would compute them
@@ -416,55 +485,19 @@ def _train(
     preview = _preview_batch(cfg) if ctx.is_main else None
     ema = EMA(model, float(T.ema)) if float(T.ema) > 0 and ctx.is_main else None
     batch_size, world = int(T.batch_size), ctx.world_size
-    global_batch = batch_size * world
 
-    step = 0
-    if resume:
-        ckpt = resolve_checkpoint(run_dir)
-        load_weights(model, ckpt / "model.safetensors", device)
-        load_weights(discs, ckpt / "disc.safetensors", device)
-        if ema is not None:
-            load_weights(ema.model, ckpt / EMA_FILE, device)
-        trainer_state, state = load_trainer_state(ckpt)
-        opt_g.load_state_dict(trainer_state["opt_g"])
-        opt_d.load_state_dict(trainer_state["opt_d"])
-        set_rng_state(trainer_state["rng"])
-        step = int(state["step"])
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != world and ctx.is_main:
-            print(f"note: {run_dir} was trained on {saved_world} process(es) and resumes on {world}: the global "
-                  f"batch is now {global_batch} and the data order from step {step} on differs from an "
-                  "uninterrupted run (resume with the same number of processes to continue exactly)")
-    if ctx.enabled and ctx.is_main:
-        print(f"distributed training: {world} processes ({ctx.backend}), train.batch_size={batch_size} per "
-              f"process, global batch {global_batch}")
-    log = None
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "samples").mkdir(exist_ok=True)
-        log = MetricsLog(run_dir / "metrics.jsonl", resume_step=step if resume else None)
-    tb = TensorBoardLog(run_dir if use_tb and ctx.is_main else None, resume_step=step if resume else None)
-    if tb.enabled:
-        tb.text("config", to_yaml(cfg), step)
-        print(f"TensorBoard: {tb.command()}")
+    def sync() -> dict:  # before a distributed save: the checkpoint holds the global code counts (rank 0's)
+        check_rng_agrees(ctx)
+        all_reduce_sum_(ctx, model.quantizer.usage)
+        if not ctx.is_main:
+            model.quantizer.usage.zero_()
+        return {}
 
-    per_epoch = max(1, len(dataset) // global_batch)
-
-    def save() -> Path | None:
-        if ctx.enabled:
-            check_rng_agrees(ctx)
-            usage = model.quantizer.usage
-            all_reduce_sum_(ctx, usage)  # the checkpoint holds the global counts, on rank 0 only from here on
-            if not ctx.is_main:
-                usage.zero_()
-                return None
-        trainer_state = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state()}
-        modules = {"model": model, "disc": discs, **({"model_ema": ema.model} if ema is not None else {})}
-        extra = {"world_size": world, "global_batch": global_batch} if ctx.enabled else {}
-        return save_checkpoint(
-            run_dir, step, cfg, modules, trainer_state,
-            {"epoch": step // per_epoch, **extra}, keep=int(T.keep_checkpoints),
-        )  # fmt: skip
+    run = Run(cfg, run_dir, ctx, modules={"model": model, "disc": discs, **({"model_ema": ema.model} if ema else {})},
+              optimizers={"opt_g": opt_g, "opt_d": opt_d}, per_epoch=max(1, len(dataset) // (batch_size * world)),
+              tensorboard=use_tb, sync=sync)
+    step = run.resume(device).step if resume else 0
+    run.open_logs(step, resume)
 
     if bool(T.compile):
         compile_networks(model, discs, ctx)
@@ -474,22 +507,14 @@ def _train(
         model.quantizer.usage.zero_()
     shard = (ctx.rank, world) if ctx.enabled else None
     use_bf16 = bool(T.bf16) and device.type == "cuda"
-    sums: dict[str, float] = defaultdict(float)
-    counts = torch.zeros(model.n_embed, dtype=torch.long)
-    n_logged, restarted, last = 0, 0, {}
-    seen_styles: dict[str, list[torch.Tensor]] = {"a": [], "b": []}
-    collapse_warned = False
-    t0 = time.perf_counter()
+    tally, last, collapse_warned = Tally(model.n_embed), {}, False
     model.train()
     discs.train()
-    bar = tqdm(total=int(T.max_steps), initial=step, disable=not progress or not ctx.is_main, desc=cfg.name,
-               dynamic_ncols=True)
     pin = bool(T.pin_memory) and device.type == "cuda"
     batches = batches_from(dataset, batch_size, int(T.seed), step, int(cfg.data.num_workers),
                            rank=ctx.rank, world_size=world, pin_memory=pin)
-    interrupt_save = save if not ctx.enabled else (lambda: _no_save_under_ddp(lambda: step))
-    with saving_on_interrupt(bar, interrupt_save, lambda: step), closing(tb):
-        end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+    end = int(T.max_steps) if stop_at is None else min(int(stop_at), int(T.max_steps))
+    with run.loop(step, progress, lambda: step) as bar:
         while step < end:
             batch = next(batches)
             x = {d: batch[d].to(device, non_blocking=pin) for d in ("a", "b")}
@@ -520,82 +545,39 @@ def _train(
                 if T.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(discs.parameters(), T.grad_clip)
                 opt_d.step()
-                sums["disc"] += loss_d.item()
 
             step += 1
-            cb = cfg.model.codebook
+            restarted, cb = 0, cfg.model.codebook
             if cb.restart_dead and step % int(cb.restart_every) == 0:
                 if ctx.enabled:
-                    restarted += restart_dead_codes_everywhere(model.quantizer, out.content, float(cb.dead_below),
-                                                               ctx, device)
+                    restarted = restart_dead_codes_everywhere(model.quantizer, out.content, float(cb.dead_below),
+                                                              ctx, device)
                 else:
-                    restarted += model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
-            for k, v in out.terms.items():
-                sums[k] += v
-            sums["total"] += out.loss.item()
-            counts += torch.bincount(out.tokens.cpu(), minlength=model.n_embed)
-            for d, st in out.styles.items():
-                seen_styles[d].append(st.float().cpu())
-            n_logged += 1
+                    restarted = model.quantizer.restart_dead_codes(out.features, float(cb.dead_below))
+            tally.add(out, loss_d.item() if adversarial else None, restarted)
             bar.update(1)
 
             if step % int(T.log_every) == 0 or step == int(T.max_steps):
-                elapsed = time.perf_counter() - t0
-                means = {k: v / n_logged for k, v in sums.items()}
-                if ctx.enabled:  # the global batch's figures: means of the ranks' means, summed code counts
-                    means = mean_over_ranks(ctx, means, device)
-                    counts = all_reduce_sum_(ctx, counts.to(device)).cpu()
-                last = {
-                    "step": step,
-                    "lr": T.lr * factor,
-                    **means,
-                    **codebook_stats(counts),
-                    **{f"style_spread_{d}": style_spread(torch.cat(v)) for d, v in seen_styles.items()
-                       if sum(len(t) for t in v) >= 2},
-                    "codes_restarted": restarted,
-                    "steps_per_s": n_logged / elapsed,
-                    **({"global_batch": global_batch, "world_size": world} if ctx.enabled else {}),
-                }
+                last = {"step": step, "lr": T.lr * factor, **tally.line(ctx, device),
+                        **({"global_batch": run.global_batch, "world_size": world} if ctx.enabled else {})}
                 if ctx.is_main:
                     if step % int(T.image_every) == 0 or step == int(T.max_steps):
                         shown = ema.model if ema is not None else model  # what inference will use
-                        path = run_dir / "samples" / f"step-{step:07d}.png"
-                        last.update(write_preview(shown, preview, cfg, path))
-                        tb.image("samples", path, step)
+                        last.update(run.sample_sheet(step, lambda path, shown=shown: write_preview(shown, preview,
+                                                                                                    cfg, path)))
                     if not collapse_warned and style_collapsed(last, step, int(T.max_steps)):
                         collapse_warned = True
                         tqdm.write(f"warning: the style encoders have collapsed at step {step} (style spread "
                                    f"{min(last['style_spread_a'], last['style_spread_b']):.3g}, random styles: 1): "
                                    "every image gets the same style, so exemplars and random styles change little",
                                    file=sys.stderr)
-                    log.write(last)
-                    tb.scalars(last, step)
-                    tb.code_histogram("codebook/usage", counts, step)
+                    run.write(last, step)
+                    run.tb.code_histogram("codebook/usage", tally.counts, step)
                     bar.set_postfix(
                         total=f"{last['total']:.3f}", recon=f"{last['recon']:.3f}",
                         codes=last["codes_used"], ppl=f"{last['perplexity']:.1f}",
                     )  # fmt: skip
-                sums.clear()
-                counts.zero_()
-                seen_styles = {"a": [], "b": []}
-                n_logged, restarted, t0 = 0, 0, time.perf_counter()
+                tally.reset()
             if checkpoint_due(step, T.ckpt_every, end):
-                save()
+                run.save(step)
     return last
-
-def prepare_run(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing run unless asked; resuming needs a checkpoint."""
-    if resume:
-        if not has_checkpoint(run_dir):
-            raise UserError(f"cannot resume: {run_dir} holds no checkpoint (checkpoints/latest)")
-        return
-    from vqi2i.train.distributed import env_context
-
-    if env_context().rank != 0:  # under torchrun rank 0 alone checks, clears and writes the run folder
-        return
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UserError(f"run folder {run_dir} is not empty; pass --resume to continue it or --overwrite")
-        import shutil
-
-        shutil.rmtree(run_dir)
