@@ -209,9 +209,10 @@ def test_cycle_term_brings_translations_back(make_tiny_cfg, scenes_dir):
         def check(out, weight=weight):
             assert ("cycle" in out.terms) == (weight > 0)
 
-        errors[weight] = _cycle_error(_generator_steps(model, cfg, x, check, clip=1.0), x)
+        # 60 steps: at 30 the round trip has not yet moved either way (both about 0.6)
+        errors[weight] = _cycle_error(_generator_steps(model, cfg, x, check, steps=60, clip=1.0), x)
         usage = model.quantizer.usage.sum().item()
-        assert usage == 30 * 2 * 4 * (32 // model.factor) ** 2  # only the real images' tokens were counted
+        assert usage == 60 * 2 * 4 * (32 // model.factor) ** 2  # only the real images' tokens were counted
     assert errors[5.0] < 0.9 * errors[0.0]
 
 
