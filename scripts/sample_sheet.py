@@ -78,7 +78,7 @@ def exemplar_rows(model, data: Path, src: str, every: int, exemplars: int) -> li
     styles = model.encode_style(refs, dst)
     outs = [model.decode(z_q, s[None], dst) for s in styles]
     blank = torch.ones_like(x[0])
-    return [[blank, *refs, blank]] + [[x[i], *(o[i] for o in outs), blank] for i in range(len(files))]
+    return [[blank, *refs]] + [[x[i], *(o[i] for o in outs)] for i in range(len(files))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,9 +51,9 @@ def test_exemplar_sheet_renders_each_input_in_each_exemplars_style(sheet, tiny_r
                        "-o", str(out)]) == 0
     with Image.open(out) as im:
         shape = np.asarray(im.convert("RGB")).shape
-    # per direction: a header of exemplars + 2 test items = 3 lines; input + 2 exemplar styles + a blank = 4 cells
-    assert shape[0] == 6 * 32 + 7 * 2 and shape[1] > 4 * 32 + 5 * 2
+    # per direction: a header of exemplars + 2 test items = 3 lines; input + 2 exemplar styles = 3 cells
+    assert shape[0] == 6 * 32 + 7 * 2 and shape[1] > 3 * 32 + 4 * 2
     rows = sheet.exemplar_rows(sheet.load_model(tiny_run)[0], scenes_dir, "a", 1, 2)
-    assert len(rows) == 3 and all(len(r) == 4 for r in rows)
+    assert len(rows) == 3 and all(len(r) == 3 for r in rows)
     assert sheet.main(["--data", str(scenes_dir), "--runs", f"one={tiny_run}", "--exemplars", "0", "-o",
                        str(tmp_path / "x.png")]) == 2
