@@ -54,6 +54,11 @@ SPECS: dict[str, Spec] = {
         "translator", "synthetic summer <-> winter landscapes, 64 px, 16x16 content tokens",
         "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={STEPS}"], ("summer", "winter"),
         attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
+        random_styles="Drawn from a Gaussian fitted to the styles of real images (whitened styles), they change a "
+        "translation's tint and time of day: midday blue or dusk pink skies in summer, bluish, pinkish or white "
+        "winters, at no cost in SSIM against an exemplar's style. Outputs carry colour fringes around the trees and "
+        "speckle in flat areas; an exemplar's look is followed weakly (winter to summer follows a dusk exemplar "
+        "visibly, summer to winter barely).",
     ),
     "scenes-prior": Spec(
         "prior", "a 4-layer GPT over the scenes translator's content tokens: generation, extension, completion",
