@@ -253,6 +253,54 @@ def package(name: str, spec: Spec, work: Path, run: Path, commands: list[str], s
     return final
 
 
+README = ROOT / "README.md"
+TABLE_MARKS = ("<!-- builtin-models start -->", "<!-- builtin-models end -->")
+
+
+def _pair(d: dict, key: str, digits: int = 3, pct: bool = False) -> str | None:
+    a, b = (d.get(k, {}).get(key) for k in ("a_to_b", "b_to_a"))
+    if a is None or b is None:
+        return None
+    return f"{round(100 * a)}% / {round(100 * b)}%" if pct else f"{a:.{digits}f} / {b:.{digits}f}"
+
+
+def card_scores(card: dict) -> str:
+    """One table cell of a built-in model's held-out figures, read from its card."""
+    ev = card.get("eval", {})
+    if card["kind"] == "prior":
+        return f"{ev['val_bits_per_token']:.2f} bits per token on held-out tokens"
+    parts = [f"SSIM A→B / B→A {_pair(ev, 'ssim')} (input {ev['a_to_b']['identity_ssim']:.3f})",
+             f"nearer the ground truth than the input {_pair(ev, 'nearer_than_input', pct=True)}"]
+    if _pair(ev, "guided_ssim"):
+        parts.append(f"guided SSIM {_pair(ev, 'guided_ssim')}, style follow {_pair(ev, 'style_follow_ssim')}")
+    if "style_spread" in ev:
+        parts.append(f"style spread {ev['style_spread']['a']:.2f} / {ev['style_spread']['b']:.2f}")
+    if "codec_ceiling_ssim" in ev:
+        parts.append(f"codec SSIM {ev['codec_ceiling_ssim']['a']:.3f} / {ev['codec_ceiling_ssim']['b']:.3f}")
+    if "same_item_same_token" in ev:
+        parts.append(f"same token {ev['same_item_same_token']:.2f}")
+    return "; ".join(parts)
+
+
+def readme_table() -> str:
+    """The README's table of built-in models, generated from their cards (a test holds the README to it)."""
+    from vqi2i.builtin import available, get
+
+    lines = [TABLE_MARKS[0], "| name | what | trained (CPU) | held-out scores (from its card) |",
+             "| --- | --- | --- | --- |"]
+    for name in available():
+        card = yaml.safe_load((get(name).path / "card.yaml").read_text())
+        trained = f"`{card['trained']['config']}`, {card['trained']['steps']} steps"
+        lines.append(f"| `{name}` | {card['description']} | {trained} | {card_scores(card)} |")
+    return "\n".join([*lines, TABLE_MARKS[1]])
+
+
+def write_readme_table() -> None:
+    text = README.read_text()
+    start, end = text.index(TABLE_MARKS[0]), text.index(TABLE_MARKS[1]) + len(TABLE_MARKS[1])
+    README.write_text(text[:start] + readme_table() + text[end:])
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default=",".join(SPECS), help="comma-separated: " + ", ".join(SPECS))
@@ -261,7 +309,11 @@ def main() -> int:
     p.add_argument("--from", dest="sources", action="append", default=[], metavar="NAME=RUN",
                    help="package RUN as NAME instead of training it (its config must be NAME's recipe)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per command (default: %(default)s)")
+    p.add_argument("--readme", action="store_true", help="only rewrite README.md's table of built-in models")
     args = p.parse_args()
+    if args.readme:
+        write_readme_table()
+        return 0
     from vqi2i.checkpoint import load_config_of, resolve_checkpoint
 
     names = [n for n in args.models.split(",") if n]
@@ -305,6 +357,7 @@ def main() -> int:
         final = package(name, spec, work, run, [c.replace(str(ROOT) + "/", "") for c in commands],
                         source=run if name in sources else None)
         print(f"{name}: packaged in {final.relative_to(ROOT)}", flush=True)
+    write_readme_table()
     return 0
 
 

@@ -99,3 +99,12 @@ def test_builtin_translation_is_deterministic_per_seed():
     one = translate_examples(model, get("emoji"), 3)
     two = translate_examples(model, get("emoji"), 3)
     assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_the_readme_table_of_built_in_models_is_generated_from_their_cards():
+    from conftest import ROOT, load_script
+
+    table = load_script("train_builtin").readme_table()
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme, "README's built-in table differs from the cards: python scripts/train_builtin.py --readme"
+    assert table.count("\n| `") == 4  # scenes, scenes-prior, glyphs, emoji
