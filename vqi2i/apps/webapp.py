@@ -25,9 +25,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
+from vqi2i.apps.common import (
+    check_domain,
+    check_min_size,
+    decode_samples,
+    decode_styles,
+    encode_reference,
+    fit_to_factor,
+    load_inputs,
+    make_generator,
+    parse_direction,
+    prepare_style,
+    sampler_kwargs,
+    unfit,
+)
+from vqi2i.apps.complete import complete_tokens, masked_view, rectangle_unknown
+from vqi2i.apps.extend import extend_tokens
+from vqi2i.apps.interpolate import read_styles, transition
+from vqi2i.apps.translate import translate_images
+from vqi2i.builtin import available, get
+from vqi2i.checkpoint import load_model
+from vqi2i.data.transforms import resize_shorter
+from vqi2i.device import select_device, set_threads
 from vqi2i.errors import UserError
+from vqi2i.images import list_images, load_image, to_pil
+from vqi2i.inference import open_prior_with_codec
+from vqi2i.sampling import generate_grids, known_region
 
 DEFAULT_MODEL = "scenes"
 DEFAULT_PRIOR = "scenes-prior"
@@ -40,10 +67,6 @@ CSS = "footer {visibility: hidden} .status p {margin: 0}"
 
 def default_spec(name: str) -> str | None:
     """`name` if it is a built-in model of this installation, else None."""
-    try:
-        from vqi2i.builtin import available
-    except ImportError:
-        return None
     try:
         return name if name in available() else None
     except Exception:  # noqa: BLE001 - a broken registry must not stop `vqi2i app --model RUN`
@@ -86,7 +109,6 @@ class Limits:
 def check_upload(path: str | os.PathLike | None, limits: Limits, what: str = "input") -> tuple[int, int]:
     """Check an uploaded file before anything decodes it fully -> its (width, height). A missing file, one
     over the byte or pixel limit, a decompression bomb, a non-image or a corrupt image is a UserError."""
-    from PIL import Image, UnidentifiedImageError
 
     if not path:
         raise UserError(f"{what}: no image uploaded (upload one or pick an example)")
@@ -135,15 +157,12 @@ class AppModels:
 
 def load_models(model_spec: str, prior_spec: str | None, device: str = "auto", threads: int | None = None,
                 limits: Limits | None = None) -> AppModels:
-    from vqi2i.checkpoint import load_model
-    from vqi2i.device import select_device, set_threads
 
     set_threads(threads)
     dev = select_device(device)
     model, cfg = load_model(model_spec, dev)
     app = AppModels(model, cfg, str(model_spec), dev, limits=limits or Limits())
     if prior_spec:
-        from vqi2i.inference import open_prior_with_codec
 
         app.prior, _, app.codec, app.codec_cfg = open_prior_with_codec(prior_spec, None, dev)
         app.prior_spec = str(prior_spec)
@@ -153,10 +172,8 @@ def load_models(model_spec: str, prior_spec: str | None, device: str = "auto", t
 
 def find_examples(spec: str, cfg, per_domain: int = 3) -> list[Path]:
     """Example inputs: a built-in model's shipped examples, else the first test images of the run's data."""
-    from vqi2i.images import list_images
 
     try:
-        from vqi2i.builtin import available, get
 
         if spec in available() and not Path(spec).exists():
             model = get(spec)
@@ -184,13 +201,11 @@ def command(*argv: Any) -> str:
 
 
 def _pil(t: torch.Tensor):
-    from vqi2i.images import to_pil
 
     return to_pil(t)
 
 
 def _load(app: AppModels, path: str | None, what: str, channels: int) -> torch.Tensor:
-    from vqi2i.images import load_image
 
     check_upload(path, app.limits, what)
     return load_image(path, channels)
@@ -199,8 +214,6 @@ def _load(app: AppModels, path: str | None, what: str, channels: int) -> torch.T
 def translate(app: AppModels, image: str | None, direction: str, style: str, num_samples: int,
               exemplar: str | None = None, intra: bool = False, seed: int = 0) -> Result:
     """`num_samples` random styles, or (style 'exemplar') the style of an exemplar, as `vqi2i translate`."""
-    from vqi2i.apps.common import check_min_size, encode_reference, fit_to_factor, make_generator, parse_direction
-    from vqi2i.apps.translate import translate_images
 
     model, seed, n = app.model, int(seed), int(num_samples)
     src, dst = parse_direction(direction)
@@ -233,8 +246,6 @@ def interpolate(app: AppModels, image: str | None, direction: str, styles: str, 
                 exemplar1: str | None = None, exemplar2: str | None = None, seed: int = 0) -> Result:
     """A style changing from left to right and the strip of whole-image interpolations, as `vqi2i interpolate`:
     between two random styles, or (styles 'exemplars') the styles of two exemplars."""
-    from vqi2i.apps.common import check_min_size, encode_reference, fit_to_factor, parse_direction, unfit
-    from vqi2i.apps.interpolate import read_styles, transition
 
     model, steps = app.model, int(steps)
     src, dst = parse_direction(direction)
@@ -269,7 +280,6 @@ def _need_prior(app: AppModels) -> None:
 
 
 def _sampling(app: AppModels, seed: int) -> dict:
-    from vqi2i.apps.common import sampler_kwargs
 
     options = argparse.Namespace(temperature=1.0, top_k=None, top_p=None, stride=None, seed=int(seed),
                                  no_progress=True)
@@ -278,7 +288,6 @@ def _sampling(app: AppModels, seed: int) -> dict:
 
 def _prior_input(app: AppModels, image: str | None, src: str, dst: str):
     """(input [1, C, H, W] as `vqi2i extend/complete` load it, style spec) for domains src -> dst."""
-    from vqi2i.apps.common import check_domain, load_inputs, prepare_style
 
     _need_prior(app)
     check_domain(src, "from")
@@ -297,8 +306,6 @@ def extend(app: AppModels, image: str | None, input_domain: str, render_in: str,
            num_samples: int, seed: int = 0) -> Result:
     """Outpainting with the prior, as `vqi2i extend`: the input (of `input_domain`) continued to the `side`
     by `pixels`, rendered in domain `render_in`."""
-    from vqi2i.apps.common import decode_samples
-    from vqi2i.apps.extend import extend_tokens
 
     src, dst, pixels, n, seed = input_domain, render_in, int(pixels), int(num_samples), int(seed)
     x, style = _prior_input(app, image, src, dst)
@@ -322,8 +329,6 @@ def extend(app: AppModels, image: str | None, input_domain: str, render_in: str,
 def mask_rectangle(mask, codec_cfg, factor: int) -> str:
     """A drawn mask [H, W] (bool, on the uploaded image) -> 'X0,Y0,X1,Y1': the rectangle around it on the
     image as `vqi2i complete` resizes it, i.e. its --mask."""
-    from vqi2i.apps.common import fit_to_factor
-    from vqi2i.data.transforms import resize_shorter
 
     m = torch.as_tensor(mask, dtype=torch.float32)[None] * 2 - 1
     target = codec_cfg.data.get("size")
@@ -338,7 +343,6 @@ def mask_rectangle(mask, codec_cfg, factor: int) -> str:
 def editor_mask(value: dict | None, size: tuple[int, int]):
     """The painted pixels of an image-editor value (its layers' alpha) -> bool array [H, W]; `size` is
     the input's (W, H), which the editor's background must have."""
-    import numpy as np
 
     layers = [np.asarray(layer) for layer in (value or {}).get("layers") or [] if layer is not None]
     if not layers:
@@ -357,9 +361,6 @@ def complete(app: AppModels, image: str | None, input_domain: str, render_in: st
              seed: int = 0, mask: dict | None = None) -> Result:
     """Keep a quarter, a half or (keep 'mask') all but the painted `mask` (an image-editor value); the prior
     samples the rest, rendered in domain `render_in`, as `vqi2i complete`."""
-    from vqi2i.apps.common import decode_samples
-    from vqi2i.apps.complete import complete_tokens, masked_view, rectangle_unknown
-    from vqi2i.sampling import known_region
 
     src, dst, n, seed = input_domain, render_in, int(num_samples), int(seed)
     x, style = _prior_input(app, image, src, dst)
@@ -388,8 +389,6 @@ def complete(app: AppModels, image: str | None, input_domain: str, render_in: st
 
 def generate(app: AppModels, domain: str, num_samples: int, seed: int = 0) -> Result:
     """New scenes from the prior, decoded in domain a, b or both with random styles, as `vqi2i generate`."""
-    from vqi2i.apps.common import decode_styles
-    from vqi2i.sampling import generate_grids
 
     _need_prior(app)
     n, seed = int(num_samples), int(seed)
@@ -472,7 +471,7 @@ def _title(app: AppModels) -> str:
 
 def build_ui(app: AppModels):
     """The Gradio page for `app` (not launched)."""
-    import gradio as gr
+    import gradio as gr  # an optional extra (pip install -e ".[app]"), and seconds to import
 
     with gr.Blocks(title="vqi2i", analytics_enabled=False) as page:
         gr.Markdown(_title(app), elem_id="title", latex_delimiters=[])
@@ -597,7 +596,6 @@ def theme(gr):
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
 
     gr = import_gradio()
     if not args.model:
