@@ -101,8 +101,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                    "its source's content features)", ["loss.content=0"], "disjoint"),
     "paired-dec128": ("paired ceiling with decoders twice as wide at the token grid (dec_ch 128)",
                       ["data.kind=paired", "model.dec_ch=128"], "shared"),
-    "no-look-invariance": ("recipe without the look-invariance of the content features", ["loss.look_invariance=0"],
-                           "disjoint"),
+    "look-invariance": ("recipe plus the look invariance: a re-coloured copy's content features are the original's, "
+                        "weight 1", ["loss.look_invariance=1"], "disjoint"),
+    "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
                 ["loss.look=0", "loss.look_invariance=0"], "disjoint"),
     "no-style-norm": ("recipe without whitened styles (look transfer only)", ["model.style_norm=false"], "disjoint"),
