@@ -1,0 +1,369 @@
+#!/usr/bin/env python
+"""The two summary tables of docs/benchmarks.md, generated from where their figures are measured, so that no
+figure is typed twice and the summaries cannot disagree with the tables they summarise:
+
+- "Current figures" (between `<!-- docs_figures start -->` and `<!-- docs_figures end -->`): per benchmark and
+  direction, identity, the paired ceilings, the recipe, the built-in model and the released code where measured;
+- "Screening history" (between `<!-- docs_figures:screening start -->` and `... end -->`): every lever screened,
+  its row against the row it changes, and whether the recipe kept it.
+
+The sources: the tables `scripts/bench_quality.py` writes into docs/benchmarks.md (between
+`<!-- bench_quality:BENCHMARK:LABEL start -->` and `... end -->`; each a markdown table whose header names the
+columns), the built-in models' cards (vqi2i/builtin/models/NAME/card.yaml) where no table has a built-in model's
+row, and docs/recorded_figures.yaml for figures measured by commands that write no table.
+
+    python scripts/docs_figures.py           # rewrite both tables in docs/benchmarks.md
+    python scripts/docs_figures.py --check   # exit 1 if the doc's tables differ from what this would write
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+CARDS = ROOT / "vqi2i" / "builtin" / "models"
+RECORDED = ROOT / "docs" / "recorded_figures.yaml"
+MARKS = ("<!-- docs_figures start -->", "<!-- docs_figures end -->")
+SCREEN_MARKS = ("<!-- docs_figures:screening start -->", "<!-- docs_figures:screening end -->")
+BLOCK_RE = re.compile(r"<!-- bench_quality:(\S+) start -->\n(.*?)\n<!-- bench_quality:\1 end -->", re.S)
+IDENTITY = "identity (no translation)"
+DIRECTIONS = ("A→B", "B→A")
+NONE = "–"
+
+# The benchmarks of the summary, in order, and the block each one's identity, paired and recipe rows come from.
+BENCHMARKS = ("scenes", "glyphs", "emoji", "hei-kai", "noto-emojione")
+# The row that was trained with the config as it is now, where that is not the row named `recipe`: those `recipe`
+# rows predate the config's last change (the block's drift line says so where the block has one). A name missing
+# from its block falls back to `recipe` (a block written again trains or names its recipe afresh).
+CURRENT_RECIPE = {"glyphs:cpu": "lowpass", "hei-kai:cpu": "lowpass", "emoji:cpu": "recon-ssim",
+                  "noto-emojione:cpu": "recon-ssim", "scenes:cpu": "no-look-invariance"}
+# The summary's columns: (title, the tables' column, how a direction picks its cell). "dir": the column has one
+# cell per direction ("SSIM A→B"); "pair": one cell "A→B value / B→A value"; "target": one cell "A / B" per
+# domain, of which a direction takes its target domain's; "one": one cell for both directions.
+COLUMNS = (("SSIM ↑", "SSIM", "dir"), ("nearer ↑", "nearer", "dir"), ("style acc.", "style acc.", "dir"),
+           ("diversity", "diversity", "dir"), ("guided SSIM ↑", "guided SSIM", "pair"),
+           ("style follow ↑", "style follow", "pair"), ("style spread", "style spread", "target"),
+           ("codec SSIM ↑", "codec SSIM", "target"), ("same token", "same token", "one"))
+# A card's figure for each column: (key under eval, digits; under eval.DIRECTION unless per domain or global).
+CARD_KEYS = {"SSIM": ("ssim", 3), "nearer": ("nearer_than_input", 2), "style acc.": ("style_accuracy", 2),
+             "diversity": ("diversity_l1", 4), "guided SSIM": ("guided_ssim", 3),
+             "style follow": ("style_follow_ssim", 3), "style spread": ("style_spread", 2),
+             "codec SSIM": ("codec_ceiling_ssim", 3), "same token": ("same_item_same_token", 3)}
+
+
+@dataclass
+class Block:
+    """One source table: its rows by name, each a mapping from column name (arrows dropped) to cell."""
+
+    key: str
+    steps: int | None = None
+    rows: dict[str, dict[str, str]] = field(default_factory=dict)
+    drift: set[str] = field(default_factory=set)  # rows trained with other settings than their row has now
+    benchmark: str | None = None  # a recorded table's benchmark (a bench_quality block's key names its own)
+
+
+def _column(name: str) -> str:
+    return name.replace("↑", "").replace("↓", "").strip()
+
+
+def parse_block(key: str, body: str) -> Block:
+    """A bench_quality block: its step count, its drift line's rows, and its tables' rows. A learning curve's
+    rows (a `step` column) are named `ROW@STEP`."""
+    block = Block(key)
+    if m := re.search(r"^### .*?: (\d+) steps per row", body, re.M):
+        block.steps = int(m.group(1))
+    for line in body.splitlines():
+        if line.startswith("Reused runs trained with settings their row no longer has"):
+            block.drift = set(re.findall(r"\*\*([^*]+)\*\*:", line))
+    header: list[str] | None = None
+    for line in body.splitlines() + [""]:
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = [_column(c) for c in cells]
+        elif not set(cells[0]) <= {"-", ":", " "}:
+            row = dict(zip(header, cells))
+            name = row["row"] + (f"@{row['step']}" if "step" in row and row["step"] != NONE else "")
+            block.rows[name] = row
+    return block
+
+
+def parse_blocks(text: str) -> dict[str, Block]:
+    """Every bench_quality block of a document, by key ("glyphs:cpu")."""
+    return {m.group(1): parse_block(m.group(1), m.group(2)) for m in BLOCK_RE.finditer(text)}
+
+
+def load_recorded(path: Path = RECORDED) -> dict[str, Block]:
+    """docs/recorded_figures.yaml as blocks keyed `recorded:NAME`."""
+    data = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    return {f"recorded:{name}": Block(f"recorded:{name}", entry.get("steps"),
+                                      {row: {k: str(v) for k, v in cells.items()} | {"row": row}
+                                       for row, cells in entry["rows"].items()}, benchmark=entry.get("benchmark"))
+            for name, entry in (data or {}).items()}
+
+
+def load_cards(folder: Path = CARDS) -> dict[str, dict]:
+    """The built-in translators' cards, by name."""
+    cards = {}
+    for path in sorted(folder.glob("*/card.yaml")):
+        card = yaml.safe_load(path.read_text())
+        if card.get("kind") == "translator":
+            cards[card["name"]] = card
+    return cards
+
+
+def _split(cell: str, index: int) -> str:
+    parts = [p.strip() for p in cell.split(" / ")]
+    return parts[index] if len(parts) == 2 else parts[0]
+
+
+def cell(row: dict[str, str], column: str, how: str, direction: str) -> str:
+    """A row's figure for one summary column and direction; "–" where the table lacks it."""
+    i = DIRECTIONS.index(direction)
+    if how == "dir":
+        return row.get(f"{column} {direction}", NONE)
+    if how == "one":
+        return row.get(column, NONE)
+    for name, value in row.items():
+        if name.startswith(column + " ") and " / " in name:
+            return _split(value, i if how == "pair" else 1 - i)  # "target": A→B lands in B
+    return NONE
+
+
+def card_cell(card: dict, column: str, how: str, direction: str) -> str:
+    """A card's figure for one summary column and direction, formatted as the README's table formats it."""
+    key, digits = CARD_KEYS[column]
+    ev = card.get("eval", {})
+    d = "a_to_b" if direction == "A→B" else "b_to_a"
+    if how == "target":
+        value = ev.get(key, {}).get("b" if direction == "A→B" else "a")
+    elif how == "one":
+        value = ev.get(key)
+    else:
+        value = ev.get(d, {}).get(key)
+    return NONE if value is None else f"{value:.{digits}f}"
+
+
+def recipe_row(block: Block) -> str:
+    """The row of a block trained with its benchmark's config as it is now."""
+    name = CURRENT_RECIPE.get(block.key)
+    return name if name in block.rows else "recipe"
+
+
+def _source(block: Block, row: str) -> str:
+    stale = " (trained before its config's last change)" if row in block.drift else ""
+    return f"{block.key}, `{row}`{stale}"
+
+
+def summary_rows(blocks: dict[str, Block], cards: dict[str, dict], recorded: dict[str, Block]) -> list[list[str]]:
+    """The current-figures rows: per benchmark and direction, identity, paired ceilings, recipe, built-in
+    models, the released code."""
+    out = []
+    for bench in BENCHMARKS:
+        main = blocks.get(f"{bench}:cpu")
+        if main is None:
+            continue
+        sources = [b for b in (main, blocks.get(f"{bench}:builtin")) if b is not None]
+        picked: list[tuple[str, Block | None, str]] = [("identity", main, IDENTITY)] if IDENTITY in main.rows else []
+        picked += [(f"paired ceiling (`{r}`)" if r != "paired" else "paired ceiling", main, r)
+                   for r in main.rows if r == "paired" or r.startswith("paired-")]
+        if (r := recipe_row(main)) in main.rows:
+            picked.append(("recipe", main, r))
+        for label, name in (("built-in model", "builtin"), ("previous built-in model", "previous-builtin")):
+            holder = next((b for b in sources if name in b.rows), None)
+            if holder is not None:
+                picked.append((label, holder, name))
+            elif name == "builtin" and bench in cards:
+                picked.append((label, None, bench))
+        released = recorded.get("recorded:released")
+        if released is not None and released.benchmark == bench:
+            picked += [("released VQ-I2I code", released, r) for r in released.rows]
+        for direction in DIRECTIONS:
+            for label, block, row in picked:
+                if block is None:
+                    cells = [card_cell(cards[row], col, how, direction) for _, col, how in COLUMNS]
+                    source = f"card of `{row}` (vqi2i/builtin/models/{row}/card.yaml)"
+                else:
+                    cells = [cell(block.rows[row], col, how, direction) for _, col, how in COLUMNS]
+                    source = ("docs/recorded_figures.yaml" if block.key.startswith("recorded:")
+                              else _source(block, row))
+                out.append([bench, direction, label, *cells, source])
+    return out
+
+
+def summary_table(blocks: dict[str, Block], cards: dict[str, dict], recorded: dict[str, Block]) -> str:
+    head = ["benchmark", "direction", "row", *(c[0] for c in COLUMNS), "source (table, row)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * 3 + " ---: |" * len(COLUMNS) + " --- |"]
+    lines += ["| " + " | ".join(r) + " |" for r in summary_rows(blocks, cards, recorded)]
+    return "\n".join(lines)
+
+
+SUMMARY_LEAD = (
+    "Written by `python scripts/docs_figures.py` from the tables under \"Quality tables\" (the source column names "
+    "the table and its row), from a built-in model's card where no table has the model's row, and from "
+    "`docs/recorded_figures.yaml` for the released VQ-I2I code (measured outside this repository; its budget is not "
+    "recorded). Every other row is 1500 steps of batch 4. `recipe` is the row trained with the benchmark's config as "
+    "it is now. Style spread and codec SSIM are per domain: a direction shows its target domain's. A test fails when "
+    "this table differs from its sources.")
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One screened change: the rows (with the change, the row it changes) tried in order in a source table."""
+
+    lever: str
+    source: str  # a bench_quality block key, or recorded:NAME
+    pairs: tuple[tuple[str, str], ...]
+    verdict: str
+    extra: tuple[str, ...] = ()  # columns shown beside SSIM and nearer
+
+
+LEVERS = (
+    Lever("look transfer, whitened styles, regression of random styles only (together)", "scenes:cpu",
+          (("recipe", "previous-builtin"),), "kept (scenes)", ("diversity", "style spread", "style follow")),
+    Lever("look invariance of the content features (`loss.look_invariance=1`)", "scenes:cpu",
+          (("look-invariance", "recipe"), ("recipe", "no-look-invariance")), "dropped from the scenes config"),
+    Lever("512 codes instead of 128 (`model.n_embed=512`)", "scenes:cpu", (("codebook-512", "recipe"),),
+          "128 kept"),
+    Lever("f = 8 and adversarial weight 0.5 (from f = 4 and 0.1)", "recorded:glyphs-screen500",
+          (("f8-adv-0.5", "previous"),), "kept", ("style acc.",)),
+    Lever("spectral-norm PatchGANs, feature matching, content adversarial, EMA (together)",
+          "recorded:glyphs-screen500", (("recipe", "f8-adv-0.5"),), "kept"),
+    Lever("low-pass term (`loss.lowpass=1`)", "glyphs:cpu", (("lowpass", "recipe"),), "kept (glyphs)", ("kept",)),
+    Lever("low-pass term (`loss.lowpass=1`)", "hei-kai:cpu", (("lowpass", "recipe"),), "kept (glyphs)"),
+    Lever("cycle consistency (`loss.cycle=1`)", "glyphs:cpu", (("cycle", "recipe"),), "off (option)"),
+    Lever("variational style encoders, KL 0.1", "glyphs:cpu", (("style-kl-0.1", "recipe"),), "off for glyphs"),
+    Lever("(1 − SSIM) reconstruction term (`loss.recon_ssim=1`)", "glyphs:cpu", (("recon-ssim", "recipe"),),
+          "off for glyphs"),
+    Lever("wider upsampling stages (`model.dec_up_ch=64`)", "glyphs:cpu", (("wide-up", "recipe"),), "off (option)"),
+    Lever("one decoder for both domains (`shared_decoder`)", "glyphs:cpu", (("shared-decoder", "lowpass"),),
+          "dropped (removed)", ("style acc.",)),
+    Lever("no latent content regression (`loss.content=0`)", "glyphs:cpu-levers", (("no-content", "recipe"),),
+          "content regression kept"),
+    Lever("self-attention at the decoders' input (`dec_attn`)", "glyphs:cpu-levers", (("dec-attn", "recipe"),),
+          "dropped (removed)"),
+    Lever("the paired ceiling with `dec_attn`", "glyphs:cpu-levers", (("paired-dec-attn", "paired"),),
+          "dropped (removed)"),
+    Lever("the paired ceiling with decoders twice as wide (`model.dec_ch=128`)", "glyphs:cpu-levers",
+          (("paired-dec128", "paired"),), "off (option)"),
+    Lever("4x the steps (6000; one schedule, step 1500 checkpoint as the reference)", "glyphs:cpu-long",
+          (("recipe@6000", "recipe@1500"),), "budget stays 1500 (no gain)"),
+    Lever("the paired ceiling, 3x the steps (4500)", "glyphs:cpu-long-paired", (("paired@4500", "paired@1500"),),
+          "not a recipe change: supervised training gains"),
+    Lever("adversarial weight 0.1 instead of 0.5 (both without the style KL)", "emoji:cpu",
+          (("no-style-kl", "adv-0.5-no-kl"),), "kept (emoji)"),
+    Lever("variational style encoders, KL 0.1 (`model.style_vae`, `loss.style_kl`)", "emoji:cpu",
+          (("recipe", "no-style-kl"),), "kept (emoji)", ("diversity",)),
+    Lever("variational style encoders, KL 0.1", "noto-emojione:cpu", (("recipe", "no-style-kl"),), "kept (emoji)",
+          ("kept",)),
+    Lever("style KL weight 1 instead of 0.1", "emoji:cpu", (("style-kl-1", "recipe"),), "0.1 kept"),
+    Lever("(1 − SSIM) reconstruction term (`loss.recon_ssim=1`)", "emoji:cpu", (("recon-ssim", "recipe"),),
+          "kept (emoji)"),
+    Lever("(1 − SSIM) reconstruction term", "noto-emojione:cpu", (("recon-ssim", "recipe"),), "kept (emoji)"),
+    Lever("f = 4 (16x16 tokens)", "emoji:cpu", (("f4-recon-ssim", "recon-ssim"),), "f = 8 kept", ("kept",)),
+    Lever("f = 4 with adversarial weight 0.3", "emoji:cpu", (("f4-adv-0.3", "f4-recon-ssim"),), "off"),
+    Lever("low-pass term", "emoji:cpu", (("lowpass", "recon-ssim"),), "off for emoji"),
+    Lever("mode seeking (`loss.mode_seek=1`)", "emoji:cpu", (("mode-seek", "recon-ssim"),), "off (option)",
+          ("diversity",)),
+    Lever("low-pass term and mode seeking", "emoji:cpu", (("lowpass-mode-seek", "recon-ssim"),), "off",
+          ("diversity",)),
+    Lever("1024 codes instead of 128 (`model.n_embed=1024`)", "emoji:cpu", (("codebook-1024", "recon-ssim"),),
+          "off (option)"),
+    Lever("random hue rotation of the training images (`data.hue`)", "emoji:cpu", (("hue", "recon-ssim"),),
+          "dropped (removed)", ("recon. colour err.",)),
+    Lever("TTUR: discriminators' learning rate 4x (`train.disc_lr=8e-4`)", "emoji:cpu-levers", (("ttur", "recipe"),),
+          "off (option)"),
+    Lever("batch-level feature matching of translations (`trans_fm`)", "emoji:cpu-levers", (("trans-fm", "recipe"),),
+          "dropped (removed)", ("style acc.",)),
+    Lever("no latent content regression (`loss.content=0`)", "emoji:cpu-levers", (("no-content", "recipe"),),
+          "content regression kept", ("same token",)),
+    Lever("self-attention at the decoders' input (`dec_attn`)", "emoji:cpu-levers", (("dec-attn", "recipe"),),
+          "dropped (removed)"),
+    Lever("the paired ceiling with `dec_attn`", "emoji:cpu-levers", (("paired-dec-attn", "paired"),),
+          "dropped (removed)"),
+    Lever("4x the steps (6000; one schedule, step 1500 checkpoint as the reference)", "emoji:cpu-long",
+          (("recipe@6000", "recipe@1500"),), "budget stays 1500 (worse)"),
+    Lever("the paired ceiling, 3x the steps (4500)", "emoji:cpu-long-paired", (("paired@4500", "paired@1500"),),
+          "not a recipe change: flat"),
+)
+
+
+def _both(row: dict[str, str], column: str) -> str:
+    """A row's figure for both directions (or both domains) as one "A→B / B→A" cell."""
+    if f"{column} A→B" in row or f"{column} B→A" in row:
+        return " / ".join(row.get(f"{column} {d}", NONE) for d in DIRECTIONS)
+    return next((v for k, v in row.items() if k == column or (k.startswith(column + " ") and " / " in k)), NONE)
+
+
+def screening_rows(blocks: dict[str, Block], recorded: dict[str, Block]) -> list[list[str]]:
+    """One line per lever whose rows are in its source table now."""
+    out = []
+    for lever in LEVERS:
+        block = blocks.get(lever.source) or recorded.get(lever.source)
+        pair = next(((r, ref) for r, ref in lever.pairs if block and r in block.rows and ref in block.rows), None)
+        if pair is None:
+            continue
+        row, ref = (block.rows[name] for name in pair)
+        effect = "; ".join(f"{col} {_both(row, col)} against {_both(ref, col)}"
+                           for col in ("SSIM", "nearer", *lever.extra))
+        where = "docs/recorded_figures.yaml: " + lever.source.split(":", 1)[1] if block.key.startswith("recorded:") \
+            else block.key
+        steps = f", {block.steps} steps" if block.steps else ""
+        out.append([lever.lever, f"{where}{steps}: `{pair[0]}` against `{pair[1]}`", effect, lever.verdict])
+    return out
+
+
+def screening_table(blocks: dict[str, Block], recorded: dict[str, Block]) -> str:
+    lines = ["| lever | table: row against the row it changes | effect, A→B / B→A | kept / dropped |",
+             "| --- | --- | --- | --- |"]
+    lines += ["| " + " | ".join(r) + " |" for r in screening_rows(blocks, recorded)]
+    return "\n".join(lines)
+
+
+def _replace(text: str, marks: tuple[str, str], content: str) -> str:
+    if marks[0] not in text or marks[1] not in text:
+        raise SystemExit(f"docs_figures: the document has no {marks[0]} ... {marks[1]} markers")
+    start, end = text.index(marks[0]), text.index(marks[1]) + len(marks[1])
+    return text[:start] + f"{marks[0]}\n{content}\n{marks[1]}" + text[end:]
+
+
+def render(text: str, cards: dict[str, dict] | None = None, recorded: dict[str, Block] | None = None) -> str:
+    """The document with both generated tables written from its own bench_quality blocks and the other sources."""
+    cards = load_cards() if cards is None else cards
+    if recorded is None:
+        recorded = load_recorded()
+    blocks = parse_blocks(text)
+    text = _replace(text, MARKS, SUMMARY_LEAD + "\n\n" + summary_table(blocks, cards, recorded))
+    return _replace(text, SCREEN_MARKS, screening_table(blocks, recorded))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true", help="exit 1 if the doc's tables are out of date")
+    p.add_argument("--doc", type=Path, default=DOCS, help="the document (default: docs/benchmarks.md)")
+    args = p.parse_args(argv)
+    text = args.doc.read_text()
+    new = render(text)
+    if args.check:
+        if new != text:
+            print(f"docs_figures: {args.doc.name}'s generated tables differ from their sources; "
+                  "run python scripts/docs_figures.py", file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        args.doc.write_text(new)
+        print(f"docs_figures: wrote {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
