@@ -12,7 +12,9 @@ Builds the data (training sets disjoint between the domains, the benchmark's def
 its own copy with shared training sets), trains the domain classifier once, trains every requested row
 (a named set of config overrides on the benchmark's config; at most --jobs at a time) for the same number
 of steps and batch, runs `vqi2i eval` on each, prints a JSON summary and writes one table (identity
-first, then a row per run) into docs/benchmarks.md between markers named by benchmark and --label.
+first, then a row per run) into docs/benchmarks.md between markers named by benchmark and --label (a new
+block goes at the end of the "Quality tables" section), then rewrites the doc's summaries from the tables
+(scripts/docs_figures.py).
 
     python scripts/bench_quality.py --benchmark glyphs --rows recipe,paired,previous-defaults --steps 1500
     python scripts/bench_quality.py --benchmark emoji --rows recipe,no-content-adv --steps 500 --label ablation
@@ -33,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Quality benchmarks"
+SECTION = "## Quality tables"
 sys.path.insert(0, str(ROOT))
 
 
@@ -308,6 +310,20 @@ def write_docs(block: str, key: str) -> None:
     os.replace(tmp, DOCS)
 
 
+def refresh_summaries() -> None:
+    """Rewrite docs/benchmarks.md's current-figures and screening tables from its tables (scripts/docs_figures.py);
+    a failure there only prints a note, so that a finished benchmark is never lost to it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.spec_from_file_location("docs_figures", Path(__file__).with_name("docs_figures.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.main(["--doc", str(DOCS)])
+    except (Exception, SystemExit) as err:
+        print(f"note: the summaries were not rewritten ({err}); run python scripts/docs_figures.py")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="glyphs")
@@ -503,6 +519,7 @@ def main() -> int:
     if not args.no_docs:
         write_docs(block, f"{args.benchmark}:{args.label}")
         print(f"wrote the table to {DOCS}")
+        refresh_summaries()
     return 0
 
 
