@@ -42,7 +42,7 @@ def _use_triton(t: torch.Tensor, why_not) -> bool:
         return t.is_cuda and triton_installed() and why_not() is None
     if not triton_installed():
         raise UserError("VQI2I_KERNELS=triton, but triton is not installed (pip install triton)")
-    from . import triton_common
+    from . import triton_common  # optional: triton (imported only when a kernel is about to run)
 
     if not t.is_cuda and not triton_common.INTERPRETED:
         raise UserError(
@@ -79,7 +79,7 @@ def codebook_lookup(
     if metric not in ("l2", "cosine"):
         raise ValueError(f"unknown metric {metric!r}; use 'l2' or 'cosine'")
     if _use_triton(z, lambda: _lookup_why_not(z, codebook)):
-        from .triton_lookup import codebook_lookup_triton
+        from .triton_lookup import codebook_lookup_triton  # optional: triton
 
         return codebook_lookup_triton(z, codebook, metric=metric)
     return codebook_lookup_torch(z, codebook, metric=metric)
@@ -95,12 +95,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool
         raise ValueError(f"causal attention needs Tq <= Tk (masks align to the end), got {q.shape[2]} > {k.shape[2]}")
 
     def why_not():
-        from .triton_attention import check_attention_inputs
+        from .triton_attention import check_attention_inputs  # optional: triton
 
         return check_attention_inputs(q, k, v, causal)
 
     if _use_triton(q, why_not):
-        from .triton_attention import attention_triton
+        from .triton_attention import attention_triton  # optional: triton
 
         return attention_triton(q, k, v, causal=causal)
     return attention_torch(q, k, v, causal=causal)
@@ -112,14 +112,14 @@ def decode_attention(
     """KV-cached decode step: q [B, H, Dh] against caches [B, H, Tmax, Dh] valid up to lengths [B] (>= 1)."""
 
     def why_not():
-        from .triton_decode import check_decode_inputs
+        from .triton_decode import check_decode_inputs  # optional: triton
 
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k_cache, v_cache)):
             return "the decode kernel has no backward (call it under torch.no_grad())"
         return check_decode_inputs(q, k_cache, v_cache, lengths)
 
     if _use_triton(q, why_not):
-        from .triton_decode import decode_attention_triton
+        from .triton_decode import decode_attention_triton  # optional: triton
 
         return decode_attention_triton(q, k_cache, v_cache, lengths)
     return decode_attention_torch(q, k_cache, v_cache, lengths)

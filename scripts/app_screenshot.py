@@ -18,6 +18,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from vqi2i.builtin import get
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -37,9 +39,7 @@ def main() -> int:
     p.add_argument("--n", type=int, default=4, help="random styles to show")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "app.png")
     args = p.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    from vqi2i.builtin import get
+    from playwright.sync_api import sync_playwright  # optional: the dev extra
 
     example = get(args.model).examples("a")[0]
     port = free_port()

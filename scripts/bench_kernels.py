@@ -60,7 +60,7 @@ def cdist_search(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def triton_lookup(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    from vqi2i_kernels.triton_lookup import codebook_lookup_triton
+    from vqi2i_kernels.triton_lookup import codebook_lookup_triton  # optional: triton
 
     return codebook_lookup_triton(z, codebook)[0]
 
@@ -87,7 +87,7 @@ def sdpa_attention(q, k, v):
 
 
 def triton_attention(q, k, v):
-    from vqi2i_kernels.triton_attention import attention_triton
+    from vqi2i_kernels.triton_attention import attention_triton  # optional: triton
 
     return attention_triton(q, k, v, causal=True)
 
@@ -104,7 +104,7 @@ def time_methods(calls: dict, device: torch.device, reps: int, min_seconds: floa
     """
     results: dict = {}
     if device.type == "cuda":
-        from triton.testing import do_bench
+        from triton.testing import do_bench  # optional: triton
 
         for name, fn in calls.items():
             try:
@@ -294,7 +294,7 @@ def bench_attention(device: torch.device, reps: int) -> list[dict]:
 
 
 def triton_decode(q, k_cache, v_cache, lengths):
-    from vqi2i_kernels.triton_decode import decode_attention_triton
+    from vqi2i_kernels.triton_decode import decode_attention_triton  # optional: triton
 
     return decode_attention_triton(q, k_cache, v_cache, lengths)
 
@@ -367,7 +367,7 @@ def main() -> None:
         raise SystemExit("bench_kernels: error: --device cuda but no CUDA device is available")
     torch.manual_seed(0)
     try:
-        import triton
+        import triton  # optional
 
         triton_version = triton.__version__
     except ImportError:

@@ -27,6 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vqi2i.config import load_config  # noqa: E402
+from vqi2i.train.runtime import read_metrics  # noqa: E402
+from vqi2i.train.trainer import train  # noqa: E402
+
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "channels_last": ["train.channels_last=true"],
@@ -37,10 +41,6 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def measure(config: str, overrides: list[str], warmup: int, steps: int) -> float:
-    from vqi2i.config import load_config
-    from vqi2i.train.runtime import read_metrics
-    from vqi2i.train.trainer import train
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(config, [*overrides, f"train.max_steps={warmup + steps}", f"train.log_every={warmup}",
                                    "train.image_every=1000000", "train.ckpt_every=1000000",

@@ -29,7 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from peak_memory import PeakMemory
+
+from vqi2i.apps.translate import translate_images
+from vqi2i.config import load_config
+from vqi2i.data.scenes import make_scenes
+from vqi2i.models.build import build_model
+from vqi2i.train.runtime import read_metrics
+from vqi2i.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRANSLATE_CONFIG = ROOT / "configs" / "scenes64.yaml"
@@ -47,12 +55,6 @@ TRAIN_CASES = [("tiny", None, 6), ("tiny", 1, 6), ("scenes64", None, 3), ("scene
 
 
 def run_translate_case(size: int, mode: str, batch: int, n: int, passes: int, device) -> dict:
-    import torch
-
-    from vqi2i.apps.translate import translate_images
-    from vqi2i.config import load_config
-    from vqi2i.models.build import build_model
-
     torch.manual_seed(0)
     model = build_model(load_config(TRANSLATE_CONFIG, ["train.device=cpu"])).to(device).eval()
     g = torch.Generator().manual_seed(0)
@@ -97,13 +99,6 @@ def run_translate_case(size: int, mode: str, batch: int, n: int, passes: int, de
 
 
 def run_train_case(config: str, batch: int | None, steps: int, device) -> dict:
-    import torch
-
-    from vqi2i.config import load_config
-    from vqi2i.data.scenes import make_scenes
-    from vqi2i.train.runtime import read_metrics
-    from vqi2i.train.trainer import train
-
     cfg = load_config(ROOT / "configs" / f"{config}.yaml")
     batch = int(cfg.train.batch_size) if batch is None else batch
     size = int(cfg.data.size)
@@ -126,8 +121,6 @@ def run_train_case(config: str, batch: int | None, steps: int, device) -> dict:
 
 
 def run_case(spec: dict) -> dict:
-    import torch
-
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     device = torch.device(spec["device"])
@@ -163,8 +156,6 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(json.loads(args.case))))
         return
-
-    import torch
 
     common = {"device": args.device, "threads": args.threads}
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]

@@ -15,6 +15,11 @@ a check leaves unused passes to the checks after it. `--wheels DIR` pip-installs
 wheels in DIR into a scratch folder put on sys.path (the machine's Python is left alone). The report goes
 to OUT/gpu_check.json and OUT/gpu_check.md (also printed), every check's output to OUT/gpu_check.log. Exit
 status: 0 nothing failed, 1 the report was written and something failed (or could not run), 2 a usage error.
+
+Imports: only the standard library is imported at the top. Everything else (torch, triton, the project,
+bench_kernels and peak_memory, which import torch) is imported inside the check that needs it, on purpose:
+the machine may lack any of these packages (PACKAGES; the environment probe reports which, and `--wheels`
+puts them on sys.path only once the script runs), so a missing one costs its own checks, not the report.
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+import torch
+
 
 class PeakMemory:
     """Rise of peak memory over a block: CUDA max-allocated, or on Linux CPU the peak resident set
@@ -20,8 +22,6 @@ class PeakMemory:
             return int(re.search(rf"{key}:\s+(\d+)", f.read()).group(1))
 
     def __enter__(self):
-        import torch
-
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -33,8 +33,6 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc):
-        import torch
-
         if self.device.type == "cuda":
             torch.cuda.synchronize()
             self.mb = (torch.cuda.max_memory_allocated() - self.base) / 2**20

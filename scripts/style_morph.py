@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import torch
+from PIL import features
 
 from vqi2i.apps.common import (
     add_fit_args,
@@ -36,6 +37,8 @@ from vqi2i.apps.common import (
     unfit,
 )
 from vqi2i.errors import UserError
+from vqi2i.fileio import atomic_path
+from vqi2i.images import load_image, save_grid, save_image, to_pil
 
 FORMATS = ("gif", "webp")
 
@@ -146,9 +149,6 @@ def render_styles(model, image: torch.Tensor, styles: torch.Tensor, dst: str, *,
 
 def save_animation(frames: torch.Tensor, path: Path, *, duration: int, overwrite: bool) -> Path:
     """Frames [P, C, H, W] in [-1, 1] -> an animated GIF or WebP (from the suffix), looping, written atomically."""
-    from vqi2i.fileio import atomic_path
-    from vqi2i.images import to_pil
-
     images = [to_pil(f).convert("RGB") for f in frames]
     fmt = {".gif": "GIF", ".webp": "WEBP"}[path.suffix.lower()]
     options = {"optimize": False} if fmt == "GIF" else {"lossless": False, "quality": 90, "method": 4}
@@ -164,8 +164,6 @@ def parse_formats(text: str) -> list[str]:
     if not formats or bad:
         raise UserError(f"--format must be gif, webp or gif,webp; got '{text}'")
     if "webp" in formats:
-        from PIL import features
-
         if not features.check("webp"):
             raise UserError("this Pillow has no WebP support; use --format gif")
     return list(dict.fromkeys(formats))
@@ -187,8 +185,6 @@ def output_paths(args: argparse.Namespace, inputs: list[Path], formats: list[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import load_image, save_grid, save_image
-
     src, dst = parse_direction(args.direction)
     dst = src if args.intra else dst
     check_args(args)

@@ -28,7 +28,8 @@ from omegaconf import DictConfig
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vqi2i.config import from_yaml_text, to_yaml
+from vqi2i.builtin import available, locate
+from vqi2i.config import from_yaml_text, to_yaml, validate
 from vqi2i.errors import UserError
 from vqi2i.fileio import atomic_write_text, temp_dir, usual_mode
 
@@ -94,8 +95,6 @@ def _prune(root: Path, keep: int, newest: Path) -> None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run folder, a checkpoint folder or a built-in model's name -> the checkpoint folder to load."""
-    from vqi2i.builtin import available, locate
-
     path = locate(path)
     if not path.exists():
         names = ", ".join(available())
@@ -147,8 +146,7 @@ def load_weights(module: torch.nn.Module, file: Path, device: str | torch.device
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """Load a translator for inference -> (model in eval mode, config)."""
-    from vqi2i.config import validate
-    from vqi2i.models.build import build_model
+    from vqi2i.models.build import build_model  # start-up: taming loads only when a model is built
 
     ckpt = resolve_checkpoint(path)
     cfg = load_config_of(ckpt)

@@ -25,8 +25,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from vqi2i.data import build_dataset
 from vqi2i.errors import UserError
 from vqi2i.fileio import atomic_path
+from vqi2i.images import load_image
 
 DOMAIN_IDS = {"a": 0, "b": 1}
 
@@ -49,9 +51,6 @@ class TokenSet:
 def _domain_images(data_cfg, phase: str) -> dict[str, list[tuple[str, Callable[[], torch.Tensor]]]]:
     """For each domain, (path, loader) of every image of `phase`, loaded as the codec saw them at
     evaluation time: resized and centre-cropped, never flipped."""
-    from vqi2i.data import build_dataset
-    from vqi2i.images import load_image
-
     ds = build_dataset(data_cfg, phase, train=False, seed=0)
     if getattr(ds, "aligned", False):  # paired data: every pair gives one image of each domain
         out: dict[str, list] = {"a": [], "b": []}

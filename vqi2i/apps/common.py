@@ -9,7 +9,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vqi2i.checkpoint import load_model
+from vqi2i.data.transforms import resize_shorter
+from vqi2i.device import select_device, set_threads
 from vqi2i.errors import UserError
+from vqi2i.images import list_images, load_image, save_image
+from vqi2i.inference import open_prior_with_codec
+from vqi2i.sampling import SamplingOptions
 
 DIRECTIONS = {"a2b": ("a", "b"), "b2a": ("b", "a")}
 
@@ -36,9 +42,6 @@ def add_fit_args(p: argparse.ArgumentParser) -> None:
 
 def open_model(args: argparse.Namespace):
     """(model, cfg, device) for the command's --checkpoint and --device."""
-    from vqi2i.checkpoint import load_model
-    from vqi2i.device import select_device, set_threads
-
     set_threads(args.threads)
     device = select_device(args.device)
     model, cfg = load_model(args.checkpoint, device)
@@ -53,8 +56,6 @@ def parse_direction(direction: str) -> tuple[str, str]:
 
 def collect_inputs(path: Path) -> list[Path]:
     """A single image file, or every image in a folder (sorted)."""
-    from vqi2i.images import list_images
-
     if path.is_dir():
         return list_images(path)
     if not path.exists():
@@ -102,8 +103,6 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
 
 def encode_reference(model, cfg, path: Path, domain: str, device: torch.device) -> torch.Tensor:
     """The style [1, S] of reference image `path` in `domain`, resized to a multiple of the factor."""
-    from vqi2i.images import load_image
-
     x, _ = fit_to_factor(load_image(path, model.in_channels)[None], model.factor, "resize")
     check_min_size(x, max(4, 2 ** int(cfg.model.style_downs)), f"style reference {path}")
     with torch.no_grad():
@@ -141,9 +140,6 @@ def add_prior_args(p: argparse.ArgumentParser) -> None:
 
 def open_prior(args: argparse.Namespace):
     """(prior, codec, codec cfg, device), checking the prior belongs to the codec."""
-    from vqi2i.device import select_device, set_threads
-    from vqi2i.inference import open_prior_with_codec
-
     if args.num_samples < 1:
         raise UserError(f"--num-samples must be >= 1, got {args.num_samples}")
     set_threads(args.threads)
@@ -168,8 +164,6 @@ def parse_pair(text: str, name: str) -> tuple[int, int]:
 
 def sampler_kwargs(args: argparse.Namespace, device: torch.device) -> dict:
     """Keyword arguments of `vqi2i.sampling.sample_grid` from the command line."""
-    from vqi2i.sampling import SamplingOptions
-
     return {
         "options": SamplingOptions(args.temperature, args.top_k, args.top_p),
         "generator": make_generator(args.seed, device),
@@ -202,8 +196,6 @@ def check_image_size(x: torch.Tensor, codec, codec_cfg, what: str) -> None:
 
 def reference_style(codec, codec_cfg, path: str, domain: str, device: torch.device) -> torch.Tensor:
     """The style of a reference image of `domain` -> [1, S]."""
-    from vqi2i.images import load_image
-
     ref_path = Path(path)
     if not ref_path.is_file():
         raise UserError(f"--style must be 'random', 'own' or an image file; {ref_path} is none of these")
@@ -249,9 +241,6 @@ def report(what: str, tokens: int, seconds: float, out: Path) -> None:
 def load_inputs(path: Path, codec, codec_cfg, size: str | None) -> list[tuple[Path, torch.Tensor]]:
     """Input images as [1, C, H, W]: resized (shorter side) to the codec's training size unless
     `size` says otherwise ('native' keeps it), then centre-cropped to a multiple of the factor."""
-    from vqi2i.data.transforms import resize_shorter
-    from vqi2i.images import load_image
-
     if size is None:
         target = codec_cfg.data.get("size")
         target = int(target) if isinstance(target, int) else None
@@ -304,8 +293,6 @@ def render_samples(codec, grids: torch.Tensor, style, x: torch.Tensor, src: str,
                    generator: torch.Generator, device, paths: list[Path], overwrite: bool) -> torch.Tensor:
     """Decode the sampled token grids [n, h, w] of input x (domain `src`) in `dst` with a `prepare_style`
     result, save them to `paths` -> the images [n, C, H, W] on the CPU."""
-    from vqi2i.images import save_image
-
     images = decode_samples(codec, grids, style, x, src, dst, generator, device)
     for image, path in zip(images, paths):
         save_image(image, path, overwrite=overwrite)

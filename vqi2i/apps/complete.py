@@ -25,6 +25,8 @@ from vqi2i.apps.common import (
     sampler_kwargs,
 )
 from vqi2i.errors import UserError
+from vqi2i.images import save_grid
+from vqi2i.sampling import complete_grid, known_region
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,8 +64,6 @@ def rectangle_unknown(text: str, height: int, width: int, factor: int) -> torch.
 def complete_tokens(codec, prior, x: torch.Tensor, known: torch.Tensor, n: int,
                     **kwargs) -> tuple[torch.Tensor, torch.Tensor, float]:
     """n completions of image x [1, C, H, W] -> (token grids [n, h, w], the image's tokens [h, w], seconds)."""
-    from vqi2i.sampling import complete_grid
-
     device = next(prior.parameters()).device
     tokens, _ = codec.encode_content(x.to(device))
     t0 = time.perf_counter()
@@ -78,9 +78,6 @@ def masked_view(x: torch.Tensor, known: torch.Tensor, factor: int) -> torch.Tens
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import save_grid
-    from vqi2i.sampling import known_region
-
     src, dst, style = input_domains(args)
     prior, codec, codec_cfg, device = open_prior(args)
     style = prepare_style(codec, codec_cfg, style, dst, device, own_domain=src)

@@ -22,8 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
+from vqi2i.apps.translate import translate_images
+from vqi2i.builtin import available, get
+from vqi2i.checkpoint import load_model
+from vqi2i.cli import main
+from vqi2i.config import load_config
+from vqi2i.data.scenes import make_scenes
+from vqi2i.device import set_threads
 from vqi2i.errors import UserError
+from vqi2i.fileio import atomic_write_text
+from vqi2i.images import list_images, load_image, save_grid
+from vqi2i.train.run import prepare_run
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
 
@@ -128,13 +139,6 @@ def _page(items: list[tuple[Shot, str, int, str]], seconds: float) -> str:
 
 
 def run_instant(args: argparse.Namespace) -> int:
-    from PIL import Image
-
-    from vqi2i.builtin import available, get
-    from vqi2i.cli import main
-    from vqi2i.device import set_threads
-    from vqi2i.fileio import atomic_write_text
-
     missing = [n for n in ("scenes", "scenes-prior", "glyphs", "emoji") if n not in available()]
     if missing:
         raise UserError(f"built-in model(s) {', '.join(missing)} are not installed; `vqi2i demo --train` trains one")
@@ -175,14 +179,7 @@ def _enlarge(t: torch.Tensor, factor: int = 3) -> torch.Tensor:
 
 def run_trained(args: argparse.Namespace) -> int:
     """`vqi2i demo --train`: synthetic scenes -> tiny translator trained here -> one contact sheet."""
-    from vqi2i.apps.translate import translate_images
-    from vqi2i.checkpoint import load_model
-    from vqi2i.config import load_config
-    from vqi2i.data.scenes import make_scenes
-    from vqi2i.device import set_threads
-    from vqi2i.images import list_images, load_image, save_grid
-    from vqi2i.train.run import prepare_run
-    from vqi2i.train.trainer import train
+    from vqi2i.train.trainer import train  # start-up: the trainer (taming, the losses) loads only for --train
 
     if not CONFIG.is_file():
         raise UserError(f"the demo needs {CONFIG} (run it from a source checkout: pip install -e .)")

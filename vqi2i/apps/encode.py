@@ -16,8 +16,10 @@ import torch
 from tqdm import tqdm
 
 from vqi2i.apps.common import add_model_args, check_outputs_free, collect_inputs, fit_to_factor, open_model
+from vqi2i.checkpoint import checkpoint_id
 from vqi2i.errors import UserError
 from vqi2i.fileio import atomic_path, atomic_write_text
+from vqi2i.images import load_image
 
 MANIFEST = "tokens.json"
 FORMAT_VERSION = 1
@@ -95,9 +97,6 @@ def read_tokens(folder: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.checkpoint import checkpoint_id
-    from vqi2i.images import load_image
-
     if args.batch_size < 1:
         raise UserError("--batch-size must be >= 1")
     inputs = collect_inputs(args.input)

@@ -28,6 +28,8 @@ from vqi2i.apps.common import (
     sampler_kwargs,
 )
 from vqi2i.errors import UserError
+from vqi2i.images import save_grid
+from vqi2i.sampling import extend_right
 
 SIDES = ("right", "left", "both")
 
@@ -55,8 +57,6 @@ def extend_tokens(codec, prior, x: torch.Tensor, src: str, side: str, new_cols: 
 
     Returns (token grids [n, h, w + added], the original tokens [h, w], the column where the original
     starts in the grids, seconds spent sampling)."""
-    from vqi2i.sampling import extend_right
-
     if side not in SIDES:
         raise UserError(f"--side must be one of {', '.join(SIDES)}, got '{side}'")
     device = next(prior.parameters()).device
@@ -81,8 +81,6 @@ def extend_tokens(codec, prior, x: torch.Tensor, src: str, side: str, new_cols: 
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import save_grid
-
     src, dst, style = input_domains(args)
     if args.pixels < 1:
         raise UserError(f"--pixels must be >= 1, got {args.pixels}")

@@ -23,6 +23,8 @@ from vqi2i.apps.common import (
     sampler_kwargs,
 )
 from vqi2i.errors import UserError
+from vqi2i.images import save_grid, save_image
+from vqi2i.sampling import check_grid_fits, generate_grids
 
 # -- generate -----------------------------------------------------------------------------------------
 
@@ -43,9 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import save_grid, save_image
-    from vqi2i.sampling import check_grid_fits, generate_grids
-
     domains = ["a", "b"] if args.domain == "both" else [args.domain]
     if args.style != "random" and len(domains) > 1:
         raise UserError("a reference style belongs to one domain: pass --domain a or --domain b with it")

@@ -13,7 +13,14 @@ from typing import Any
 
 import torch
 
+from vqi2i.apps.common import fit_to_factor
+from vqi2i.apps.encode import encode_images
+from vqi2i.checkpoint import checkpoint_id, inference_weights, load_model, load_weights
+from vqi2i.device import select_device
 from vqi2i.errors import UserError
+from vqi2i.images import list_images, load_image
+from vqi2i.models.style_encoder import style_spread
+from vqi2i.train.runtime import read_metrics
 
 PART_NAMES = {  # top-level modules of VQI2I -> the part of the method they are
     "content_encoder": "content encoder",
@@ -56,8 +63,7 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
 
 def discriminator_info(cfg, ckpt: Path) -> dict[str, Any] | None:
     """Parameter count of the discriminators saved beside the model, or None when there are none."""
-    from vqi2i.checkpoint import load_weights
-    from vqi2i.models.build import build_discriminators
+    from vqi2i.models.build import build_discriminators  # start-up: taming loads only when this runs
 
     file = ckpt / "disc.safetensors"
     if not file.is_file():
@@ -81,8 +87,6 @@ def training_state(ckpt: Path) -> dict[str, Any]:
 
 def logged_usage(ckpt: Path) -> dict[str, Any] | None:
     """Codebook figures from the last metrics.jsonl line that has them (the run folder holds the log)."""
-    from vqi2i.train.runtime import read_metrics
-
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt
     try:
         records = read_metrics(run_dir)
@@ -108,9 +112,7 @@ def data_folders(root: Path) -> list[Path]:
 @torch.no_grad()
 def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Encode every image under `root` and count the codes: per folder and over all of them."""
-    from vqi2i.apps.encode import encode_images
-    from vqi2i.eval.metrics import codebook_usage
-    from vqi2i.images import list_images, load_image
+    from vqi2i.eval.metrics import codebook_usage  # start-up: torchmetrics takes seconds to import
 
     per_folder, all_tokens = {}, []
     for folder in data_folders(root):
@@ -122,9 +124,6 @@ def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.de
         per_folder[folder.name] = {"images": len(paths), **codebook_usage(tokens, model.n_embed)}
         domain = folder.name[-1].lower() if folder.name in CYCLEGAN_FOLDERS else None
         if model.multimodal and domain in ("a", "b") and len(images) >= 2:  # how far the folder's styles spread
-            from vqi2i.apps.common import fit_to_factor
-            from vqi2i.models.style_encoder import style_spread
-
             fitted = [fit_to_factor(im[None], model.factor, args.fit)[0][0] for im in images]
             if len({tuple(f.shape) for f in fitted}) == 1:
                 styles = torch.cat([model.encode_style(torch.stack(fitted[i:i + args.batch_size]).to(device), domain)
@@ -136,9 +135,6 @@ def measured_usage(model, root: Path, args: argparse.Namespace, device: torch.de
 
 
 def describe(args: argparse.Namespace) -> dict[str, Any]:
-    from vqi2i.checkpoint import checkpoint_id, inference_weights, load_model
-    from vqi2i.device import select_device
-
     if args.max_images is not None and args.max_images < 1:
         raise UserError("--max-images must be >= 1")
     if args.batch_size < 1:

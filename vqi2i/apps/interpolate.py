@@ -27,6 +27,7 @@ from vqi2i.apps.common import (
     unfit,
 )
 from vqi2i.errors import UserError
+from vqi2i.images import load_image, save_grid, save_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,8 +93,6 @@ def read_styles(spec: str, model, cfg, dst: str, device: torch.device, seed: int
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import load_image, save_grid, save_image
-
     src, dst = parse_direction(args.direction)
     if args.steps < 2:
         raise UserError(f"--steps must be >= 2, got {args.steps}")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+import yaml
+
+from vqi2i.builtin import available, get
 from vqi2i.errors import UserError
 
 
@@ -30,8 +33,6 @@ def _scores(card: dict) -> str:
 
 
 def summary(name: str) -> dict:
-    from vqi2i.builtin import get
-
     m = get(name)
     card = m.card
     doms = card.get("domains") or {}
@@ -44,10 +45,6 @@ def summary(name: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from vqi2i.builtin import available, get
-
     names = available()
     if args.name:
         card = get(args.name).card

@@ -28,6 +28,7 @@ from vqi2i.apps.common import (
     unfit,
 )
 from vqi2i.errors import UserError
+from vqi2i.images import load_image, save_grid, save_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -82,8 +83,6 @@ def translate_images(
 
 
 def run(args: argparse.Namespace) -> int:
-    from vqi2i.images import load_image, save_grid, save_image
-
     src, dst = parse_direction(args.direction)
     if args.intra:
         dst = src

@@ -583,7 +583,7 @@ def quiet_environment() -> None:
 def import_gradio():
     quiet_environment()
     try:
-        import gradio
+        import gradio  # optional: the app extra
     except ImportError:
         raise UserError('the web app needs Gradio: pip install -e ".[app]"') from None
     return gradio

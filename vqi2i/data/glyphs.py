@@ -118,7 +118,7 @@ def find_font(
 def open_face(face: FontFace):
     """The fontTools font for one face; a clear UserError when the file is not a font."""
     try:
-        from fontTools.ttLib import TTCollection, TTFont, TTLibError
+        from fontTools.ttLib import TTCollection, TTFont, TTLibError  # start-up: fontTools takes 70 ms to import
     except ImportError as e:  # a dependency of vqi2i; only a broken install lacks it
         raise UserError("fontTools is missing: reinstall vqi2i (pip install -e .)") from e
     try:

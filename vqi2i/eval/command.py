@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 from vqi2i.errors import UserError
+from vqi2i.eval.report import markdown_table
+from vqi2i.fileio import atomic_write_text
 
 DEFAULT_CLASSIFIER_STEPS = 800  # vqi2i.eval.classifier.DEFAULT_STEPS, without importing torch to build the parser
 
@@ -62,11 +64,9 @@ def _positive(name: str, value: int | None) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from vqi2i.checkpoint import load_model
+    from vqi2i.checkpoint import load_model  # start-up: the CLI imports this module; torch loads only here
     from vqi2i.device import select_device
     from vqi2i.eval.evaluate import EvalOptions, evaluate
-    from vqi2i.eval.report import markdown_table
-    from vqi2i.fileio import atomic_write_text
     from vqi2i.images import save_grid
 
     for name in ("num_samples", "diversity_inputs", "max_images", "sheet_rows", "batch_size", "classifier_steps"):
@@ -105,7 +105,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from PIL import Image  # start-up: the CLI imports this module; PIL and torch load only here
 
     from vqi2i.device import select_device
     from vqi2i.eval import classifier as clf

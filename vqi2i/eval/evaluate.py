@@ -32,6 +32,7 @@ from vqi2i.data.transforms import PairTransform, parse_size
 from vqi2i.errors import UserError
 from vqi2i.eval import classifier as clf
 from vqi2i.eval import metrics
+from vqi2i.eval.inception import inception_features, load_inception
 from vqi2i.images import list_images, load_image
 from vqi2i.models.style_encoder import style_spread
 
@@ -185,8 +186,6 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
 
     inception = None  # loaded before any long work, so a bad file fails fast
     if opt.inception_weights:
-        from vqi2i.eval.inception import inception_features, load_inception
-
         inception = load_inception(opt.inception_weights, device)
     else:
         skipped.append("Inception FD/KID: no --inception-weights given (weights are never downloaded)")

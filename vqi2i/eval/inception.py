@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file
+from torchvision.models import inception_v3
 
 from vqi2i.errors import UserError
 
@@ -26,8 +28,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                         "state dict; vqi2i never downloads weights)")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -45,8 +45,6 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, state: dict[str, torch.Tensor]):
         super().__init__()
-        from torchvision.models import inception_v3
-
         has_aux = any(k.startswith("AuxLogits.") for k in state)
         net = inception_v3(weights=None, aux_logits=has_aux, init_weights=False, transform_input=False)
         try:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.image.kid import poly_mmd
+from torchvision.transforms.functional import gaussian_blur
 
 PSNR_CAP_DB = 100.0  # identical images have infinite PSNR; cap it so means and JSON stay finite
 COARSE_CELLS = 8  # coarse_l1 compares images average-pooled to this many cells a side (8 px cells at 64 px)
@@ -65,8 +66,6 @@ def retrieval_accuracy(pred: torch.Tensor, targets: torch.Tensor, sigma: float =
     if pred.shape != targets.shape or pred.dim() != 4 or len(pred) < 2:
         raise ValueError(f"pred and targets must both be [N>=2,C,H,W] of one shape, got {tuple(pred.shape)} "
                          f"and {tuple(targets.shape)}")
-    from torchvision.transforms.functional import gaussian_blur
-
     k = 2 * math.ceil(3 * sigma) + 1
 
     def unit_rows(x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from vqi2i.config import load_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,9 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # imported here: `vqi2i` imports every command module to build its parser, and these bring in torch (seconds)
-    from vqi2i.config import load_config
-    from vqi2i.device import set_threads
+    from vqi2i.device import set_threads  # start-up: the CLI imports this module; torch loads only in run
     from vqi2i.train.cli_common import config_and_run_dir
     from vqi2i.train.distributed import env_context
     from vqi2i.train.trainer import train
