@@ -105,8 +105,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                       ["data.kind=paired", "model.dec_ch=128"], "shared"),
     "look-invariance": ("recipe plus the look invariance: a re-coloured copy's content features are the original's, "
                         "weight 1", ["loss.look_invariance=1"], "disjoint"),
-    "style-path": ("the config plus the scenes style-path terms unchanged: whitened styles and look transfer (weight 5)",
+    "style-path": ("the config plus the scenes style terms unchanged: whitened styles and look transfer (weight 5)",
                    ["model.style_norm=true", "loss.look=5"], "disjoint"),
+    "content-in": ("recipe with an instance-normalised content encoder input (per-image colour and contrast reach "
+                   "the decoder only through the style)", ["model.content_input_norm=true"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
                 ["loss.look=0", "loss.look_invariance=0"], "disjoint"),

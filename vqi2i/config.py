@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
         "ch_mult": [1, 2, 2],  # downsampling factor f = 2 ** (len(ch_mult) - 1)
         "num_res_blocks": 1,
         "attn_resolutions": [],  # feature-map sizes (at `resolution`) that get self-attention
+        "content_input_norm": False,  # instance-normalised content encoder input: per-image look only in the style
         "z_channels": 64,  # encoder output channels, projected to embed_dim by a 1x1 conv
         "n_embed": 128,  # K: codebook size
         "embed_dim": 64,  # D: code dimension
