@@ -107,6 +107,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                         "weight 1", ["loss.look_invariance=1"], "disjoint"),
     "style-path": ("the config plus the scenes style terms unchanged: whitened styles and look transfer (weight 5)",
                    ["model.style_norm=true", "loss.look=5"], "disjoint"),
+    "no-recon-ssim": ("recipe without the (1 - SSIM) reconstruction term", ["loss.recon_ssim=0"], "disjoint"),
     "content-in": ("recipe with an instance-normalised content encoder input (per-image colour and contrast reach "
                    "the decoder only through the style)", ["model.content_input_norm=true"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
