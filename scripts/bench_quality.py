@@ -103,8 +103,6 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                    "its source's content features)", ["loss.content=0"], "disjoint"),
     "paired-dec128": ("paired ceiling with decoders twice as wide at the token grid (dec_ch 128)",
                       ["data.kind=paired", "model.dec_ch=128"], "shared"),
-    "look-invariance": ("recipe plus the look invariance: a re-coloured copy's content features are the original's, "
-                        "weight 1", ["loss.look_invariance=1"], "disjoint"),
     "style-path": ("the config plus the scenes style terms unchanged: whitened styles and look transfer (weight 5)",
                    ["model.style_norm=true", "loss.look=5"], "disjoint"),
     "no-recon-ssim": ("recipe without the (1 - SSIM) reconstruction term", ["loss.recon_ssim=0"], "disjoint"),
@@ -112,11 +110,10 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                    "the decoder only through the style)", ["model.content_input_norm=true"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
-                ["loss.look=0", "loss.look_invariance=0"], "disjoint"),
+                ["loss.look=0"], "disjoint"),
     "no-style-norm": ("recipe without whitened styles (look transfer only)", ["model.style_norm=false"], "disjoint"),
     "previous-recipe": ("the recipe before the style-path fix: no look transfer, styles not whitened, encoded styles "
-                        "regressed too", ["model.style_norm=false", "loss.look=0", "loss.look_invariance=0",
-                                          "loss.style_encoded=1"], "disjoint"),
+                        "regressed too", ["model.style_norm=false", "loss.look=0", "loss.style_encoded=1"], "disjoint"),
     "previous-defaults": (
         "vqi2i's previous glyph config (f = 4, adv 0.1, batch-norm disc., no content adv., no FM, no EMA)",
         ["model.ch_mult=[1,2,2]", "loss.adv=0.1", "loss.content=1.0", "disc.norm=batch", "loss.content_adv=0",

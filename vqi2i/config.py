@@ -73,7 +73,6 @@ DEFAULTS: dict[str, Any] = {
         "style_encoded": 0.0,  # ... and the encoded style a translation got (a constant encoder meets it for free)
         "look": 0.0,  # look transfer: tokens of x + style of a re-coloured copy of x must give that copy
         "look_strength": 1.0,  # how far the copies are re-coloured (data.transforms.jitter_look)
-        "look_invariance": 0.0,  # the content features of the copy must be those of x
         "content": 1.0,  # latent content regression
         "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)
@@ -123,6 +122,7 @@ DEFAULTS: dict[str, Any] = {
 # saved before may still carry one: at that value it loads as if the key were not there; turned on, it is refused.
 DROPPED: dict[str, Any] = {
     "model.shared_decoder": False, "model.dec_attn": False, "data.hue": 0.0, "loss.trans_fm": 0.0,
+    "loss.look_invariance": 0.0,
 }
 
 

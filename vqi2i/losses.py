@@ -93,12 +93,6 @@ def style_regression(recovered: torch.Tensor, style: torch.Tensor) -> torch.Tens
     return F.l1_loss(recovered, style.detach())
 
 
-def look_invariance(features_of_copy: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """L1 of the content features of re-coloured copies to those of the originals (fixed targets): the tokens do
-    not see a change of look."""
-    return F.l1_loss(features_of_copy, features.detach())
-
-
 def style_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) of variational style encoders (DRIT++: Lee et al. 2020), summed over the
     style dimensions, averaged over the batch."""

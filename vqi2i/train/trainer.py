@@ -161,7 +161,7 @@ def loss_weights(L: DictConfig) -> dict[str, float]:
     """The weight of every generator term: its `loss.*` setting (the reconstructions' adversarial term: loss.adv
     scaled by loss.adv_recon_ratio)."""
     return {
-        "vq": L.vq, "style_kl": L.style_kl, "look": L.look, "look_invariance": L.look_invariance,
+        "vq": L.vq, "style_kl": L.style_kl, "look": L.look,
         "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
         "lowpass": L.lowpass, "content": L.content, "cycle": L.cycle, "style": L.style,
         "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
@@ -196,9 +196,6 @@ def generator_step(
     if enc.look is not None:
         copies = enc.look.copies
         terms["look"] = sum(losses.look_transfer(out.rec_look[d], copies[d]) for d in DOMAINS)
-        if L.look_invariance > 0:
-            terms["look_invariance"] = sum(losses.look_invariance(model.content_features(copies[d]), q[d].z)
-                                           for d in DOMAINS)
     terms["recon"] = sum(losses.reconstruction(out.rec[d], x[d]) for d in DOMAINS)
     if L.recon_ssim > 0:
         terms["recon_ssim"] = sum(losses.ssim_loss(out.rec[d], x[d]) for d in DOMAINS)
