@@ -106,8 +106,6 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "style-path": ("the config plus the scenes style terms unchanged: whitened styles and look transfer (weight 5)",
                    ["model.style_norm=true", "loss.look=5"], "disjoint"),
     "no-recon-ssim": ("recipe without the (1 - SSIM) reconstruction term", ["loss.recon_ssim=0"], "disjoint"),
-    "content-in": ("recipe with an instance-normalised content encoder input (per-image colour and contrast reach "
-                   "the decoder only through the style)", ["model.content_input_norm=true"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
                 ["loss.look=0"], "disjoint"),

@@ -43,7 +43,7 @@ BENCHMARKS = ("scenes", "glyphs", "emoji", "hei-kai", "noto-emojione")
 # rows predate the config's last change (the block's drift line says so where the block has one). A name missing
 # from its block falls back to `recipe` (a block written again trains or names its recipe afresh).
 CURRENT_RECIPE = {"glyphs:cpu": "lowpass", "hei-kai:cpu": "lowpass", "emoji:cpu": "recon-ssim",
-                  "noto-emojione:cpu": "recon-ssim", "scenes:cpu": "no-look-invariance"}
+                  "noto-emojione:cpu": "recon-ssim"}
 # The summary's columns: (title, the tables' column, how a direction picks its cell). "dir": the column has one
 # cell per direction ("SSIM A→B"); "pair": one cell "A→B value / B→A value"; "target": one cell "A / B" per
 # domain, of which a direction takes its target domain's; "one": one cell for both directions.
@@ -229,11 +229,15 @@ class Lever:
 
 LEVERS = (
     Lever("look transfer, whitened styles, regression of random styles only (together)", "scenes:cpu",
-          (("recipe", "previous-builtin"),), "kept (scenes)", ("diversity", "style spread", "style follow")),
+          (("no-recon-ssim", "previous-builtin"),), "kept (scenes)", ("diversity", "style spread", "style follow")),
     Lever("look invariance of the content features (`loss.look_invariance=1`)", "scenes:cpu",
-          (("look-invariance", "recipe"), ("recipe", "no-look-invariance")), "dropped from the scenes config"),
-    Lever("512 codes instead of 128 (`model.n_embed=512`)", "scenes:cpu", (("codebook-512", "recipe"),),
-          "128 kept"),
+          (("look-invariance", "no-recon-ssim"),), "dropped"),
+    Lever("(1 - SSIM) reconstruction term (`loss.recon_ssim=1`)", "scenes:cpu", (("recipe", "no-recon-ssim"),),
+          "kept (scenes)", ("codec SSIM", "guided SSIM")),
+    Lever("512 codes instead of 128 (`model.n_embed=512`)", "scenes:cpu", (("codebook-512", "no-recon-ssim"),),
+          "128 kept", ("codec SSIM", "same token")),
+    Lever("instance-normalised content encoder input (`model.content_input_norm=true`)", "scenes:cpu",
+          (("content-in", "recipe"),), "dropped", ("same token", "style follow", "codec SSIM")),
     Lever("f = 8 and adversarial weight 0.5 (from f = 4 and 0.1)", "recorded:glyphs-screen500",
           (("f8-adv-0.5", "previous"),), "kept", ("style acc.",)),
     Lever("spectral-norm PatchGANs, feature matching, content adversarial, EMA (together)",

@@ -25,7 +25,6 @@ DEFAULTS: dict[str, Any] = {
         "ch_mult": [1, 2, 2],  # downsampling factor f = 2 ** (len(ch_mult) - 1)
         "num_res_blocks": 1,
         "attn_resolutions": [],  # feature-map sizes (at `resolution`) that get self-attention
-        "content_input_norm": False,  # instance-normalised content encoder input: per-image look only in the style
         "z_channels": 64,  # encoder output channels, projected to embed_dim by a 1x1 conv
         "n_embed": 128,  # K: codebook size
         "embed_dim": 64,  # D: code dimension
@@ -122,7 +121,7 @@ DEFAULTS: dict[str, Any] = {
 # saved before may still carry one: at that value it loads as if the key were not there; turned on, it is refused.
 DROPPED: dict[str, Any] = {
     "model.shared_decoder": False, "model.dec_attn": False, "data.hue": 0.0, "loss.trans_fm": 0.0,
-    "loss.look_invariance": 0.0,
+    "loss.look_invariance": 0.0, "model.content_input_norm": False,
 }
 
 

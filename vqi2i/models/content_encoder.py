@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from taming.modules.diffusionmodules.model import AttnBlock, Downsample, Normalize, ResnetBlock
-
-INPUT_NORM_EPS = 1e-3  # on the variance: a flat channel (std below ~0.03) is not blown up into noise
 
 
 class ContentEncoder(nn.Module):
@@ -22,10 +19,8 @@ class ContentEncoder(nn.Module):
         z_channels: int,
         resolution: int,
         attn_resolutions: list[int] = (),
-        input_norm: bool = False,
     ):
         super().__init__()
-        self.input_norm = input_norm
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         blocks: list[nn.Module] = []
         block_in, res = ch, resolution
@@ -51,8 +46,6 @@ class ContentEncoder(nn.Module):
         self.conv_out = nn.Conv2d(block_in, z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.input_norm:  # each image's channel means and contrasts stripped: only the style can carry them
-            x = F.instance_norm(x, eps=INPUT_NORM_EPS)
         h = self.conv_in(x)
         for block in [*self.down, *self.mid]:
             h = block(h, None) if isinstance(block, ResnetBlock) else block(h)

@@ -45,8 +45,7 @@ class VQI2I(nn.Module):
         self.style_dim = int(m.style_dim)
         self.factor = 2 ** (len(m.ch_mult) - 1)
         self.content_encoder = ContentEncoder(
-            m.in_channels, m.ch, list(m.ch_mult), m.num_res_blocks, m.z_channels, m.resolution,
-            list(m.attn_resolutions), bool(m.content_input_norm),
+            m.in_channels, m.ch, list(m.ch_mult), m.num_res_blocks, m.z_channels, m.resolution, list(m.attn_resolutions)
         )
         self.quant_conv = nn.Conv2d(m.z_channels, m.embed_dim, 1)
         self.quantizer = VectorQuantizer(m.n_embed, m.embed_dim, m.beta, m.codebook.metric)
