@@ -313,15 +313,11 @@ def write_docs(block: str, key: str) -> None:
 def refresh_summaries() -> None:
     """Rewrite docs/benchmarks.md's current-figures and screening tables from its tables (scripts/docs_figures.py);
     a failure there only prints a note, so that a finished benchmark is never lost to it."""
-    import importlib.util
-
-    try:
-        spec = importlib.util.spec_from_file_location("docs_figures", Path(__file__).with_name("docs_figures.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        module.main(["--doc", str(DOCS)])
-    except (Exception, SystemExit) as err:
-        print(f"note: the summaries were not rewritten ({err}); run python scripts/docs_figures.py")
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("docs_figures.py")), "--doc", str(DOCS)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"note: the summaries were not rewritten ({why}); run python scripts/docs_figures.py")
 
 
 def main() -> int:
