@@ -236,6 +236,8 @@ LEVERS = (
           "kept (scenes)", ("codec SSIM", "guided SSIM")),
     Lever("512 codes instead of 128 (`model.n_embed=512`)", "scenes:cpu", (("codebook-512", "no-recon-ssim"),),
           "128 kept", ("codec SSIM", "same token")),
+    Lever("content adversarial weight 3 (`loss.content_adv=3`, 1 in the recipe)", "scenes:cpu",
+          (("content-adv-3", "recipe"),), "1 kept", ("same token", "codec SSIM")),
     Lever("instance-normalised content encoder input (`model.content_input_norm=true`)", "scenes:cpu",
           (("content-in", "recipe"),), "dropped", ("same token", "style follow", "codec SSIM")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the emoji config", "emoji:style-path",
