@@ -258,28 +258,33 @@ README = ROOT / "README.md"
 TABLE_MARKS = ("<!-- builtin-models start -->", "<!-- builtin-models end -->")
 
 
-def _pair(d: dict, key: str, digits: int = 3, pct: bool = False) -> str | None:
+def _num(v: float, pct: bool = False) -> str:
+    """A card's figure as the card stores it (already rounded there), not rounded again: a second rounding of a tie
+    (0.985, 0.3475) would read differently from the same figure in docs/benchmarks.md."""
+    return f"{100 * v:g}%" if pct else f"{v:g}"
+
+
+def _pair(d: dict, key: str, pct: bool = False) -> str | None:
     a, b = (d.get(k, {}).get(key) for k in ("a_to_b", "b_to_a"))
     if a is None or b is None:
         return None
-    return f"{round(100 * a)}% / {round(100 * b)}%" if pct else f"{a:.{digits}f} / {b:.{digits}f}"
+    return f"{_num(a, pct)} / {_num(b, pct)}"
 
 
 def card_scores(card: dict) -> str:
     """One table cell of a built-in model's held-out figures, read from its card."""
     ev = card.get("eval", {})
     if card["kind"] == "prior":
-        return f"{ev['val_bits_per_token']:.2f} bits per token on held-out tokens"
-    parts = [f"SSIM A→B / B→A {_pair(ev, 'ssim')} (input {ev['a_to_b']['identity_ssim']:.3f})",
+        return f"{_num(ev['val_bits_per_token'])} bits per token on held-out tokens"
+    parts = [f"SSIM A→B / B→A {_pair(ev, 'ssim')} (input {_num(ev['a_to_b']['identity_ssim'])})",
              f"nearer the ground truth than the input {_pair(ev, 'nearer_than_input', pct=True)}"]
     if _pair(ev, "guided_ssim"):
         parts.append(f"guided SSIM {_pair(ev, 'guided_ssim')}, style follow {_pair(ev, 'style_follow_ssim')}")
-    if "style_spread" in ev:
-        parts.append(f"style spread {ev['style_spread']['a']:.2f} / {ev['style_spread']['b']:.2f}")
-    if "codec_ceiling_ssim" in ev:
-        parts.append(f"codec SSIM {ev['codec_ceiling_ssim']['a']:.3f} / {ev['codec_ceiling_ssim']['b']:.3f}")
+    for key, what in (("style_spread", "style spread"), ("codec_ceiling_ssim", "codec SSIM")):
+        if key in ev:
+            parts.append(f"{what} {_num(ev[key]['a'])} / {_num(ev[key]['b'])}")
     if "same_item_same_token" in ev:
-        parts.append(f"same token {ev['same_item_same_token']:.2f}")
+        parts.append(f"same token {_num(ev['same_item_same_token'])}")
     return "; ".join(parts)
 
 
