@@ -140,7 +140,7 @@ def cell(row: dict[str, str], column: str, how: str, direction: str) -> str:
 
 
 def card_cell(card: dict, column: str, how: str, direction: str) -> str:
-    """A card's figure for one summary column and direction, formatted as the README's table formats it."""
+    """A card's figure for one summary column and direction, rounded as the tables round that column."""
     key, digits = CARD_KEYS[column]
     ev = card.get("eval", {})
     d = "a_to_b" if direction == "A→B" else "b_to_a"
