@@ -108,6 +108,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "no-recon-ssim": ("recipe without the (1 - SSIM) reconstruction term", ["loss.recon_ssim=0"], "disjoint"),
     "content-adv-3": ("recipe with the content adversarial weight 3 (1 in the recipe)", ["loss.content_adv=3"],
                       "disjoint"),
+    "content-tokens": ("recipe plus the token cross-entropy: a translation encoded again must pick its source's codes "
+                       "(weight 1)", ["loss.content_tokens=1"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
                 ["loss.look=0"], "disjoint"),

@@ -73,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "look": 0.0,  # look transfer: tokens of x + style of a re-coloured copy of x must give that copy
         "look_strength": 1.0,  # how far the copies are re-coloured (data.transforms.jitter_look)
         "content": 1.0,  # latent content regression
+        "content_tokens": 0.0,  # cross-entropy: a translation, encoded again, picks its source's codes
         "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights

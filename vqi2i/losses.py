@@ -87,6 +87,17 @@ def content_regression(recovered: torch.Tensor, content: torch.Tensor) -> torch.
     return F.l1_loss(recovered, content.detach())
 
 
+def content_tokens(recovered: torch.Tensor, codebook: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a translation's content features, encoded again, against the tokens it was made from, with
+    the negative squared distance to each code as the logit: the nearest code of every position must be the source's
+    code, not just a feature near it (an L1 near the code can still land in a neighbouring code's cell). The codebook
+    is a fixed target here. recovered [B, D, h, w], codebook [K, D], tokens [B, h, w]."""
+    z = recovered.permute(0, 2, 3, 1).reshape(-1, recovered.shape[1]).float()
+    e = codebook.detach().float()
+    logits = 2 * z @ e.t() - (z * z).sum(1, keepdim=True) - (e * e).sum(1)[None]
+    return F.cross_entropy(logits, tokens.reshape(-1).long())
+
+
 def style_regression(recovered: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """L1 of the style encoded from a translation to the style it was made with (a fixed target): latent style
     reconstruction (MUNIT: Huang et al. 2018)."""

@@ -163,7 +163,8 @@ def loss_weights(L: DictConfig) -> dict[str, float]:
     return {
         "vq": L.vq, "style_kl": L.style_kl, "look": L.look,
         "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
-        "lowpass": L.lowpass, "content": L.content, "cycle": L.cycle, "style": L.style,
+        "lowpass": L.lowpass, "content": L.content, "content_tokens": L.content_tokens,
+        "cycle": L.cycle, "style": L.style,
         "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
         "adv_rec": L.adv * L.adv_recon_ratio, "feat_match": L.feat_match, "content_adv": L.content_adv,
     }  # fmt: skip
@@ -210,6 +211,10 @@ def generator_step(
     # the decoder is the same for encoded styles)
     recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS}
     terms["content"] = sum(losses.content_regression(recovered[d], q[OTHER[d]].z_q) for d in DOMAINS)
+    if L.content_tokens > 0:
+        codebook = model.quantizer.codebook()
+        terms["content_tokens"] = sum(losses.content_tokens(recovered[d], codebook, q[OTHER[d]].tokens)
+                                      for d in DOMAINS)
     if L.cycle > 0:  # translated back with the source's own style (the round trip's codes are not counted)
         back = {}
         for d in DOMAINS:
