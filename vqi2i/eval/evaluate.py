@@ -233,9 +233,13 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         sample_feats = clf.extract_features(judge, samples.flatten(0, 1)).view(len(chosen), opt.num_samples, -1)
 
         p_b = clf.classify(judge, fake)
+        again = torch.cat(_batched(lambda sl, fake=fake: model.encode_content(fake[sl].to(device))[0].cpu(), n,
+                                   opt.batch_size, f"tokens of {src}->{dst}", opt.progress))
         fake_feats = clf.extract_features(judge, fake)
         result = {
             "num_inputs": n,
+            # the translation encoded again picks its source's token at this share of positions (1: all)
+            "tokens_kept": float((again == tokens[src]).float().mean()),
             "style_accuracy": float((p_b >= 0.5).float().mean() if dst == "b" else (p_b < 0.5).float().mean()),
             "classifier_features": _feature_distances(feats[dst], fake_feats, feats[src], opt),
             "diversity": {

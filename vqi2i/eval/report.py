@@ -46,6 +46,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
             add("guided L1 ↓", lambda d: d["guided"]["l1"])
         add("content kept (own ground truth most correlated) ↑", lambda d: d["retrieval"]["output"])
         add("  identity", lambda d: d["retrieval"]["identity"])
+    if any("tokens_kept" in d for d in report["directions"].values()):
+        add("tokens kept (the translation encoded again: the source's token) ↑", lambda d: d["tokens_kept"])
     add("style accuracy ↑", lambda d: d["style_accuracy"])
     add("FD, classifier features ↓", lambda d: d["classifier_features"]["fd"])
     add("  identity", lambda d: d["classifier_features"]["fd_identity"])
