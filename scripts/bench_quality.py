@@ -237,9 +237,10 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     dirs = ("a_to_b", "b_to_a")
     head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | kept A→B ↑ | kept B→A ↑ | L1 A→B ↓ | "
             "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | "
-            "recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | guided SSIM A→B / B→A ↑ | "
+            "tokens kept A→B / B→A ↑ | recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | "
+            "guided SSIM A→B / B→A ↑ | "
             "style follow A→B / B→A ↑ | style spread A / B | codec SSIM A / B ↑ | train min |")
-    lines = [head, "|" + " --- |" + " ---: |" * 21]
+    lines = [head, "|" + " --- |" + " ---: |" * 22]
     first = next(iter(reports.values()))
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
@@ -249,7 +250,7 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
 
     ident_colour = " / ".join(fmt(identity_colour(d)) for d in dirs)
     lines.append("| identity (no translation) | " + " | ".join(ident)
-                 + f" | – | – | 0 | 0 | – | – | {ident_colour} | – | {' / '.join(ident[:2])} | 0 | – | – | – |")
+                 + f" | – | – | 0 | 0 | – | 1 / 1 | – | {ident_colour} | – | {' / '.join(ident[:2])} | 0 | – | – | – |")
     for name, r in reports.items():
         cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
         cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
@@ -265,8 +266,9 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         follow = " / ".join(fmt(_get(r, d, "style_follow", "ssim")) for d in dirs)
         spread = " / ".join(fmt(r.get("style", {}).get(d, {}).get("spread"), 2) for d in "ab")
         codec = " / ".join(fmt(rec.get(d, {}).get("ssim")) for d in "ab")
-        cells += [fmt(r["codebook"].get("token_agreement")), kept, colour, rec_colour, guided, follow, spread, codec,
-                  fmt(minutes.get(name), 1)]
+        tokens_kept = " / ".join(fmt(_get(r, d, "tokens_kept"), 2) for d in dirs)
+        cells += [fmt(r["codebook"].get("token_agreement")), tokens_kept, kept, colour, rec_colour, guided, follow,
+                  spread, codec, fmt(minutes.get(name), 1)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
