@@ -110,6 +110,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                       "disjoint"),
     "content-tokens": ("recipe plus the token cross-entropy: a translation encoded again must pick its source's codes "
                        "(weight 1)", ["loss.content_tokens=1"], "disjoint"),
+    "lr-6e-4": ("recipe with the translator's learning rate 6e-4 (2e-4 in the recipe; the discriminators' stays)",
+                ["train.lr=6e-4"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
                 ["loss.look=0"], "disjoint"),
