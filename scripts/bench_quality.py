@@ -275,6 +275,28 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def scenes_follow_ceiling(data_root: Path) -> dict[str, float] | None:
+    """For a scenes data set (its scenes.json): the style follow (guided minus shuffled-exemplar SSIM, as `vqi2i
+    eval` scores it) of a perfect translator, which draws each test scene with its exemplar's look, per target
+    domain; None for other data. The looks of one season differ by time of day, tint, brightness and haze only."""
+    manifest = data_root / "scenes.json"
+    if not manifest.is_file():
+        return None
+    import torch  # only here: the scenes' ceiling is the one thing this script computes itself
+
+    from vqi2i.data.scenes import test_scene_with_look
+    from vqi2i.eval.metrics import paired_scores
+
+    info = json.loads(manifest.read_text())
+    seed, n, size = int(info["seed"]), int(info["n_test"]), int(info["size"])
+
+    def images(dst: str, shift: int) -> torch.Tensor:
+        arrays = [test_scene_with_look(seed, dst, i, (i + shift) % n, size) for i in range(n)]
+        return torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1 for a in arrays])
+
+    return {dst: 1.0 - float(paired_scores(images(dst, 1), images(dst, 0))["ssim"].mean()) for dst in "ab"}
+
+
 def curve_points(steps: int, every: int | None) -> list[int]:
     """The checkpoints a learning curve scores: every `every` steps, and the last."""
     return sorted(set(range(every, steps, every)) | {steps}) if every else [steps]
@@ -484,6 +506,7 @@ def main() -> int:
     print(json.dumps(summary, indent=1))
 
     acc = fmt(next(iter(reports.values()))["classifier"]["test_accuracy"])
+    ceiling = scenes_follow_ceiling(data["disjoint"]) if args.benchmark == "scenes" else None
     block = "\n".join([
         f"### {args.benchmark}, {args.label}: {args.steps} steps per row, batch {batch}",
         "",
@@ -513,6 +536,9 @@ def main() -> int:
         f"reconstructions (each domain's test images against themselves): how much of each item the tokens hold; "
         f"colour err. = L1 between images average-pooled to 8×8 cells (colour and layout, blind to fine detail), "
         f"of the translations against their ground truth and of the reconstructions against their inputs.",
+        *([f"A translator that draws each scene with its exemplar's look exactly would score style follow "
+           f"{ceiling['b']:.3f} (A→B) / {ceiling['a']:.3f} (B→A) here: the looks of one season differ by time of day, "
+           "tint, brightness and haze only, which SSIM weighs little."] if ceiling else []),
         f"Sample sheets: `{out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}/<row>/eval-samples.png`.",
         "",
         table(reports, minutes),

@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from conftest import load_script
+
+from vqi2i.data.scenes import test_scene_with_look
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,42 @@ def test_the_curve_table_has_a_line_per_checkpoint_in_step_order(bench):
     assert lines[3].startswith("| recipe | 1500 | 0.500 | 0.500 | 0.60 | 0.60 | 0.100 |")
     assert lines[4].startswith("| recipe | 3000 | 0.550 | 0.550 |")
     assert len(lines) == 5 and all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_scenes_follow_ceiling_is_what_a_perfect_exemplar_follower_scores(bench, scenes_dir, tmp_path):
+    from vqi2i.eval.evaluate import EvalOptions, _guided_scores
+
+    ceiling = bench.scenes_follow_ceiling(scenes_dir)
+    assert bench.scenes_follow_ceiling(tmp_path) is None  # not a scenes data set
+
+    class PerfectFollower:
+        """Content = the scene's index, style = the look's index; decoding draws the scene with that look."""
+
+        multimodal = True
+
+        def __init__(self, dst):
+            self.dst = dst
+
+        def encode_content(self, x):
+            return None, torch.arange(len(x))
+
+        def encode_style(self, x, domain):
+            return torch.cat([(truth == x[i]).flatten(1).all(1).nonzero() for i in range(len(x))]).flatten()
+
+        def decode(self, index, look, domain):
+            return torch.stack([image(self.dst, int(i), int(j)) for i, j in zip(index, look)])
+
+    info = json.loads((scenes_dir / "scenes.json").read_text())
+
+    def image(dst, i, j):
+        a = test_scene_with_look(info["seed"], dst, i, j, info["size"])
+        return torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1
+
+    for dst in "ab":
+        truth = torch.stack([image(dst, i, i) for i in range(info["n_test"])])
+        x = torch.zeros_like(truth)  # the content is the index alone
+        out = _guided_scores(PerfectFollower(dst), x, truth, "b" if dst == "a" else "a", dst,
+                             EvalOptions(batch_size=8, progress=False), "cpu")
+        assert out["guided"]["ssim"] == pytest.approx(1.0, abs=1e-5)
+        assert out["style_follow"]["ssim"] == pytest.approx(ceiling[dst], abs=1e-5)
+        assert 0 < ceiling[dst] < 0.2
