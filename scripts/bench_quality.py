@@ -112,6 +112,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                        "(weight 1)", ["loss.content_tokens=1"], "disjoint"),
     "lr-6e-4": ("recipe with the translator's learning rate 6e-4 (2e-4 in the recipe; the discriminators' stays)",
                 ["train.lr=6e-4"], "disjoint"),
+    "content-tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"],
+                           "disjoint"),
     "lr-6e-4-tokens-0.3": ("recipe with the translator's learning rate 6e-4 and the token cross-entropy at weight 0.3",
                            ["train.lr=6e-4", "loss.content_tokens=0.3"], "disjoint"),
     "codebook-512": ("recipe with 512 codes (9 bits a token instead of 7)", ["model.n_embed=512"], "disjoint"),
