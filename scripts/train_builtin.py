@@ -55,11 +55,12 @@ SPECS: dict[str, Spec] = {
         "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={STEPS}"], ("summer", "winter"),
         attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
         random_styles="Drawn from a Gaussian fitted to the styles of real images (whitened styles), they change a "
-        "translation's tint and time of day: blue midday or pink dusk skies in summer, white, lilac or blue-grey "
-        "winters, at no cost in SSIM against an exemplar's style. Summer to winter outputs carry pink and green "
-        "colour speckle around the trees and in the snow and lose the mountains; winter to summer outputs are soft, "
-        "with faint mountains. An exemplar's look is followed weakly (winter to summer takes a dusk exemplar's pink "
-        "sky, summer to winter barely changes).",
+        "translation's tint and time of day: blue, purple or pink dusk skies in summer; white, grey-blue or lilac "
+        "winters, now and then a washed-out magenta-white one; within 0.02 SSIM of another image's style taken as an "
+        "exemplar. Summer to winter outputs carry colour speckle (yellow, green, purple) on and around the trees and a "
+        "faint grid in the snow, with faint or no mountains; winter to summer trees are dark-green blobs. An "
+        "exemplar's look is followed weakly (winter to summer takes a dusk exemplar's pink sky, summer to winter "
+        "barely changes).",
     ),
     "scenes-prior": Spec(
         "prior", "a 4-layer GPT over the scenes translator's content tokens: generation, extension, completion",
