@@ -289,14 +289,14 @@ def scenes_follow_ceiling(data_root: Path) -> dict[str, float] | None:
         return None
     import torch  # only here: the scenes' ceiling is the one thing this script computes itself
 
-    from vqi2i.data.scenes import test_scene_with_look
+    from vqi2i.data.scenes import held_out_scene_with_look
     from vqi2i.eval.metrics import paired_scores
 
     info = json.loads(manifest.read_text())
     seed, n, size = int(info["seed"]), int(info["n_test"]), int(info["size"])
 
     def images(dst: str, shift: int) -> torch.Tensor:
-        arrays = [test_scene_with_look(seed, dst, i, (i + shift) % n, size) for i in range(n)]
+        arrays = [held_out_scene_with_look(seed, dst, i, (i + shift) % n, size) for i in range(n)]
         return torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1 for a in arrays])
 
     return {dst: 1.0 - float(paired_scores(images(dst, 1), images(dst, 0))["ssim"].mean()) for dst in "ab"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import load_script
 
-from vqi2i.data.scenes import test_scene_with_look
+from vqi2i.data.scenes import held_out_scene_with_look
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_scenes_follow_ceiling_is_what_a_perfect_exemplar_follower_scores(bench,
     info = json.loads((scenes_dir / "scenes.json").read_text())
 
     def image(dst, i, j):
-        a = test_scene_with_look(info["seed"], dst, i, j, info["size"])
+        a = held_out_scene_with_look(info["seed"], dst, i, j, info["size"])
         return torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1
 
     for dst in "ab":

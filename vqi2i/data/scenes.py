@@ -276,7 +276,7 @@ def scene_images(seed: int, split: str, index: int, size: int) -> np.ndarray:
     return render(scene, PALETTES[domain], look, size)
 
 
-def test_scene_with_look(seed: int, domain: str, index: int, look_index: int, size: int) -> np.ndarray:
+def held_out_scene_with_look(seed: int, domain: str, index: int, look_index: int, size: int) -> np.ndarray:
     """Test scene `index` drawn in `domain` with the look of test image `look_index` of that domain: what a
     translator that follows an exemplar perfectly would output (look_index == index: the ground truth itself)."""
     domain_id = {"a": 0, "b": 1}[domain]
