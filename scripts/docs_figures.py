@@ -247,6 +247,8 @@ LEVERS = (
           "off (option)", ("tokens kept", "same token", "codec SSIM", "diversity")),
     Lever("the translator's learning rate 6e-4 instead of 2e-4 (`train.lr`)", "scenes:cpu", (("recipe", "lr-2e-4"),),
           "kept (scenes)", ("codec SSIM", "guided SSIM", "same token")),
+    Lever("the translator's learning rate 1e-3 instead of 6e-4", "scenes:cpu", (("lr-1e-3", "recipe"),), "6e-4 kept",
+          ("codec SSIM", "guided SSIM")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the emoji config", "emoji:style-path",
           (("style-path", "builtin"),), "not adopted (emoji)", ("style spread", "style follow", "codec SSIM")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the glyph config",
