@@ -115,6 +115,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                 "discriminators' stays 2e-4)", ["train.lr=2e-4"], "disjoint"),
     "lr-1e-3": ("the recipe at the translator's learning rate 1e-3 (6e-4 in the recipe)", ["train.lr=1e-3"],
                 "disjoint"),
+    "disc-lr-6e-4": ("the recipe with the discriminators' learning rate 6e-4 too (2e-4 in the recipe)",
+                     ["train.disc_lr=6e-4"], "disjoint"),
     "tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
                      ["train.lr=2e-4", "loss.recon_ssim=0", "model.n_embed=512"], "disjoint"),
