@@ -185,6 +185,23 @@ def _generator_steps(model, cfg, x, check, steps: int = 30, clip: float | None =
     return model.eval()
 
 
+def _trained_with(make_tiny_cfg, term: str, weight: float, *overrides: str, check_term=None, **steps):
+    """The tiny model after `_generator_steps` on the first training batch, from the same start (seed 0), with
+    loss.TERM=weight and `overrides`; every step checks that the term is logged exactly when it is on, and
+    `check_term(value)` sees its value. Returns (model in eval mode, the batch)."""
+    cfg = make_tiny_cfg(f"loss.{term}={weight}", *overrides)
+    x = _train_batch(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+
+    def check(out):
+        assert (term in out.terms) == (weight > 0)
+        if weight > 0 and check_term is not None:
+            check_term(out.terms[term])
+
+    return _generator_steps(model, cfg, x, check, **steps), x
+
+
 def _cycle_error(model, x) -> float:
     """L1 of a -> b -> a and b -> a -> b with each source's own style (what loss.cycle measures)."""
     with torch.no_grad():
@@ -201,16 +218,9 @@ def test_cycle_term_brings_translations_back(make_tiny_cfg, scenes_dir):
     round trip a -> b -> a returns nearer the input. The quantizer does not count the round trip's codes."""
     errors = {}
     for weight in (0.0, 5.0):
-        cfg = make_tiny_cfg(f"loss.cycle={weight}")
-        x = _train_batch(cfg)
-        torch.manual_seed(0)
-        model = build_model(cfg)
-
-        def check(out, weight=weight):
-            assert ("cycle" in out.terms) == (weight > 0)
-
         # 60 steps: at 30 the round trip has not yet moved either way (both about 0.6)
-        errors[weight] = _cycle_error(_generator_steps(model, cfg, x, check, steps=60, clip=1.0), x)
+        model, x = _trained_with(make_tiny_cfg, "cycle", weight, steps=60, clip=1.0)
+        errors[weight] = _cycle_error(model, x)
         usage = model.quantizer.usage.sum().item()
         assert usage == 60 * 2 * 4 * (32 // model.factor) ** 2  # only the real images' tokens were counted
     assert errors[5.0] < 0.9 * errors[0.0]
@@ -298,15 +308,7 @@ def test_recon_ssim_term_raises_the_reconstructions_ssim(make_tiny_cfg, scenes_d
     reconstructions are structurally nearer their inputs, and the term is logged only when on."""
     score = {}
     for weight in (0.0, 5.0):
-        cfg = make_tiny_cfg(f"loss.recon_ssim={weight}")
-        x = _train_batch(cfg)
-        torch.manual_seed(0)
-        model = build_model(cfg)
-
-        def check(out, weight=weight):
-            assert ("recon_ssim" in out.terms) == (weight > 0)
-
-        score[weight] = _recon_ssim(_generator_steps(model, cfg, x, check), x)
+        score[weight] = _recon_ssim(*_trained_with(make_tiny_cfg, "recon_ssim", weight))
     assert score[5.0] > score[0.0] + 0.05
 
 
@@ -344,18 +346,12 @@ def test_mode_seeking_makes_random_styles_differ(make_tiny_cfg, scenes_dir):
     """The same generator steps from the same start with mode seeking weighted up or off: with it two random
     styles of one input give more different images, and the hinge term is logged only when on."""
     diversity = {}
+    def bounded(value):
+        assert 0 <= value <= 2 * 0.5  # a hinge per domain: bounded by its target
+
     for weight in (0.0, 5.0):
-        cfg = make_tiny_cfg(f"loss.mode_seek={weight}", "loss.mode_seek_target=0.5")
-        x = _train_batch(cfg)
-        torch.manual_seed(0)
-        model = build_model(cfg)
-
-        def check(out, weight=weight):
-            assert ("mode_seek" in out.terms) == (weight > 0)
-            if weight > 0:
-                assert 0 <= out.terms["mode_seek"] <= 2 * 0.5  # a hinge per domain: bounded by its target
-
-        diversity[weight] = _style_diversity(_generator_steps(model, cfg, x, check, steps=10), x)
+        diversity[weight] = _style_diversity(*_trained_with(make_tiny_cfg, "mode_seek", weight,
+                                                            "loss.mode_seek_target=0.5", check_term=bounded, steps=10))
     assert diversity[5.0] > 2 * diversity[0.0]
 
 
@@ -375,15 +371,8 @@ def test_lowpass_term_keeps_the_sources_coarse_layout(make_tiny_cfg, scenes_dir)
     translations' 4x4 average-pooled images are nearer their sources', and the term is logged only when on."""
     distance = {}
     for weight in (0.0, 5.0):
-        cfg = make_tiny_cfg(f"loss.lowpass={weight}", "loss.lowpass_size=4")
-        x = _train_batch(cfg)
-        torch.manual_seed(0)
-        model = build_model(cfg)
-
-        def check(out, weight=weight):
-            assert ("lowpass" in out.terms) == (weight > 0)
-
-        distance[weight] = _coarse_distance(_generator_steps(model, cfg, x, check, steps=10), x, 4)
+        distance[weight] = _coarse_distance(*_trained_with(make_tiny_cfg, "lowpass", weight, "loss.lowpass_size=4",
+                                                           steps=10), 4)
     assert distance[5.0] < 0.7 * distance[0.0]
 
 
@@ -412,15 +401,7 @@ def test_content_tokens_term_makes_translations_keep_their_source_tokens(make_ti
     translation encoded again picks its source's tokens at more positions; the term is logged only when on."""
     kept = {}
     for weight in (0.0, 2.0):
-        cfg = make_tiny_cfg(f"loss.content_tokens={weight}")
-        x = _train_batch(cfg)
-        torch.manual_seed(0)
-        model = build_model(cfg)
-
-        def check(out, weight=weight):
-            assert ("content_tokens" in out.terms) == (weight > 0)
-
-        model = _generator_steps(model, cfg, x, check)
+        model, x = _trained_with(make_tiny_cfg, "content_tokens", weight)
 
         def agree(src, dst, g, model=model, x=x):
             tokens, _ = model.encode_content(x[src])
