@@ -268,17 +268,17 @@ def scene_images(seed: int, split: str, index: int, size: int) -> np.ndarray:
     """Image `index` of one of SPLITS as uint8 [size, size, 3]: a pure function of its arguments."""
     domain = split[-1].lower()
     domain_id = 0 if domain == "a" else 1
-    if split.startswith("train"):
-        scene = random_scene(_rng(seed, _TRAIN, domain_id, index, _SCENE))  # independent per domain
-    else:
-        scene = random_scene(_rng(seed, _TEST, 0, index, _SCENE))  # the same scene in both domains
-    look = random_look(_rng(seed, _TEST if split.startswith("test") else _TRAIN, domain_id, index, _LOOK))
+    if not split.startswith("train"):
+        return held_out_scene_with_look(seed, domain, index, index, size)
+    scene = random_scene(_rng(seed, _TRAIN, domain_id, index, _SCENE))  # independent per domain
+    look = random_look(_rng(seed, _TRAIN, domain_id, index, _LOOK))
     return render(scene, PALETTES[domain], look, size)
 
 
 def held_out_scene_with_look(seed: int, domain: str, index: int, look_index: int, size: int) -> np.ndarray:
-    """Test scene `index` drawn in `domain` with the look of test image `look_index` of that domain: what a
-    translator that follows an exemplar perfectly would output (look_index == index: the ground truth itself)."""
+    """Test scene `index` (the same scene in both domains) drawn in `domain` with the look of test image `look_index`
+    of that domain: what a translator that follows an exemplar perfectly would output (look_index == index: the test
+    image itself)."""
     domain_id = {"a": 0, "b": 1}[domain]
     scene = random_scene(_rng(seed, _TEST, 0, index, _SCENE))
     look = random_look(_rng(seed, _TEST, domain_id, look_index, _LOOK))
