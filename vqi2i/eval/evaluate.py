@@ -210,12 +210,15 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
             toks, z_q = model.encode_content(xb)
             s = styles[sl].to(device) if styles is not None else None
             own = model.encode_style(xb, src) if model.multimodal else None
-            return toks.cpu(), model.decode(z_q, s, dst).float().cpu(), model.decode(z_q, own, src).float().cpu()
+            fake = model.decode(z_q, s, dst).float().clamp(-1, 1)
+            again, _ = model.encode_content(fake)  # the translation encoded again
+            return toks.cpu(), fake.cpu(), model.decode(z_q, own, src).float().cpu(), again.cpu()
 
         parts = _batched(step, n, opt.batch_size, f"translating {src}->{dst}", opt.progress)
         tokens[src] = torch.cat([p[0] for p in parts])
-        fake = torch.cat([p[1] for p in parts]).clamp(-1, 1)
+        fake = torch.cat([p[1] for p in parts])
         rec = torch.cat([p[2] for p in parts]).clamp(-1, 1)
+        again = torch.cat([p[3] for p in parts])
         recon[src] = _mean(metrics.paired_scores(rec, x))
         if n >= 2:  # the codec's own bar for content kept: is a reconstruction still its own item?
             recon[src]["kept"] = metrics.retrieval_accuracy(rec, x)
@@ -233,8 +236,6 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         sample_feats = clf.extract_features(judge, samples.flatten(0, 1)).view(len(chosen), opt.num_samples, -1)
 
         p_b = clf.classify(judge, fake)
-        again = torch.cat(_batched(lambda sl, fake=fake: model.encode_content(fake[sl].to(device))[0].cpu(), n,
-                                   opt.batch_size, f"tokens of {src}->{dst}", opt.progress))
         fake_feats = clf.extract_features(judge, fake)
         result = {
             "num_inputs": n,
