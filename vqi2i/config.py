@@ -74,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
         "look_strength": 1.0,  # how far the copies are re-coloured (data.transforms.jitter_look)
         "content": 1.0,  # latent content regression
         "content_tokens": 0.0,  # cross-entropy: a translation, encoded again, picks its source's codes
+        "code_usage": 0.0,  # log K - entropy of the batch's soft code usage: codes used alike (beside content_tokens)
         "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights

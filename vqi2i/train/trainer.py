@@ -164,7 +164,7 @@ def loss_weights(L: DictConfig) -> dict[str, float]:
         "vq": L.vq, "style_kl": L.style_kl, "look": L.look,
         "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
         "lowpass": L.lowpass, "content": L.content, "content_tokens": L.content_tokens,
-        "cycle": L.cycle, "style": L.style,
+        "code_usage": L.code_usage, "cycle": L.cycle, "style": L.style,
         "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
         "adv_rec": L.adv * L.adv_recon_ratio, "feat_match": L.feat_match, "content_adv": L.content_adv,
     }  # fmt: skip
@@ -215,6 +215,8 @@ def generator_step(
         codebook = model.quantizer.codebook()
         terms["content_tokens"] = sum(losses.content_tokens(recovered[d], codebook, q[OTHER[d]].tokens)
                                       for d in DOMAINS)
+    if L.code_usage > 0:  # the real images' content features spread over the codebook
+        terms["code_usage"] = losses.code_usage(torch.cat([q[d].z for d in DOMAINS]), model.quantizer.codebook())
     if L.cycle > 0:  # translated back with the source's own style (the round trip's codes are not counted)
         back = {}
         for d in DOMAINS:
