@@ -85,6 +85,10 @@ def test_collapse_warning_rule():
     assert style_collapsed(collapsed, 500, 1000)
     assert not style_collapsed(collapsed, 10, 1000)  # a fresh encoder is allowed a start
     assert not style_collapsed({}, 500, 1000)  # unimodal: no styles, no warning
+    # the training model still spreads its styles, the inference weights (on held-out images) no longer do
+    slow = {**healthy, "val_style_spread_a": 0.0, "val_style_spread_b": 0.5}
+    assert style_collapsed(slow, 500, 1000)
+    assert not style_collapsed({**healthy, "val_style_spread_a": 0.4, "val_style_spread_b": 0.5}, 500, 1000)
 
 
 @pytest.mark.parametrize("constant", [True, False])
@@ -104,10 +108,13 @@ def test_training_warns_once_on_a_constant_style_encoder(constant, make_tiny_cfg
     err = capsys.readouterr().err
     lines = read_metrics(tmp_path / "run")
     assert all("style_spread_a" in m and "style_spread_b" in m for m in lines)
+    last = lines[-1]  # the last line has a sample sheet, and the inference weights' spread on the preview batch
     if constant:
-        assert err.count("the style encoders have collapsed") == 1 and lines[-1]["style_spread_a"] == 0.0
+        assert err.count("the style encoders have collapsed") == 1 and last["style_spread_a"] == 0.0
+        assert max(last["val_style_spread_a"], last["val_style_spread_b"]) < COLLAPSED_SPREAD  # whitened: float noise
     else:
-        assert "collapsed" not in err and min(lines[-1]["style_spread_a"], lines[-1]["style_spread_b"]) > 0.1
+        assert "collapsed" not in err and min(last["style_spread_a"], last["style_spread_b"]) > 0.1
+        assert min(last["val_style_spread_a"], last["val_style_spread_b"]) > 0.1
 
 
 def test_jitter_look_changes_the_look_and_keeps_the_scene():

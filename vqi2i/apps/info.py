@@ -94,7 +94,8 @@ def logged_usage(ckpt: Path) -> dict[str, Any] | None:
         return None
     for record in reversed(records):
         if "codes_used" in record:
-            keys = ("step", "codes_used", "perplexity", "val_codes_used", "style_spread_a", "style_spread_b", "style")
+            keys = ("step", "codes_used", "perplexity", "val_codes_used", "style_spread_a", "style_spread_b", "style",
+                    "val_style_spread_a", "val_style_spread_b")
             return {k: record[k] for k in keys if k in record} | {"source": str(run_dir / "metrics.jsonl")}
     return None
 
@@ -227,6 +228,9 @@ def format_text(info: dict[str, Any]) -> str:
             lines.append(f"style spread    from the training log: A {u['style_spread_a']:.3f}, B "
                          f"{u['style_spread_b']:.3f} (random styles: 1; near 0: every image gets one style), latent "
                          f"style regression {u.get('style', float('nan')):.3f}")
+        if "val_style_spread_a" in u:
+            lines.append(f"style spread    of the inference weights on the preview batch (training log): A "
+                         f"{u['val_style_spread_a']:.3f}, B {u['val_style_spread_b']:.3f}")
     return "\n".join(lines)
 
 

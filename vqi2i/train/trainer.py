@@ -254,12 +254,15 @@ def generator_step(
 
 
 COLLAPSED_SPREAD = 0.05  # style spread below this (random styles: 1) = the style encoder gives one style
+SPREAD_KEYS = ("style_spread_a", "style_spread_b", "val_style_spread_a", "val_style_spread_b")
 
 
 def style_collapsed(metrics: dict, step: int, max_steps: int) -> bool:
     """True when a logged line shows a style encoder giving (nearly) every image the same style, once past
-    the first tenth of training (a fresh encoder starts near one style)."""
-    spreads = [metrics[k] for k in ("style_spread_a", "style_spread_b") if k in metrics]
+    the first tenth of training (a fresh encoder starts near one style): the styles encoded by the training model
+    in training (style_spread_d), or by the weights inference uses on held-out images (val_style_spread_d, on the
+    lines with a sample sheet). The two can part: a moving average of a slowly collapsing encoder collapses first."""
+    spreads = [metrics[k] for k in SPREAD_KEYS if k in metrics]
     return bool(spreads) and step >= max(1, max_steps // 10) and min(spreads) < COLLAPSED_SPREAD
 
 
@@ -399,7 +402,10 @@ class EMA:
             ema_b.copy_(b)
 
 
-def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
+PREVIEW_ROWS = 4  # images per domain in a sample sheet (and its reconstruction L1); the style spread uses the batch
+
+
+def _preview_batch(cfg: DictConfig, n: int = 16) -> dict[str, torch.Tensor]:
     """A fixed batch for image grids and validation: test images when there are any, else train."""
     try:
         ds = build_dataset(cfg.data, "test", train=False, seed=int(cfg.train.seed))
@@ -411,16 +417,19 @@ def _preview_batch(cfg: DictConfig, n: int = 4) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig, path: Path) -> dict[str, float]:
-    """Image grid (inputs, reconstructions, translations with several random styles) + validation
-    figures on the same batch: reconstruction L1 and codes used."""
+    """Image grid (inputs, reconstructions, translations with several random styles) of the batch's first
+    PREVIEW_ROWS images + validation figures: their reconstruction L1 and codes used, and the spread of the styles
+    of the whole batch (val_style_spread_d, multimodal)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(int(cfg.train.seed))
-    rows, labels, l1, tokens = [], [], [], []
+    rows, labels, l1, tokens, spreads = [], [], [], [], {}
     k = int(cfg.train.num_styles) if model.multimodal else 1
     for d in ("a", "b"):
-        x = batch[d].to(device)
+        if model.multimodal and batch[d].shape[0] >= 2:
+            spreads[f"val_style_spread_{d}"] = style_spread(model.encode_style(batch[d].to(device), d).cpu())
+        x = batch[d][:PREVIEW_ROWS].to(device)
         tok, z_q = model.encode_content(x)
         tokens.append(tok.flatten())
         rec = model.decode(z_q, model.encode_style(x, d), d)
@@ -434,7 +443,7 @@ def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig,
     save_grid([r.cpu() for r in rows], path, overwrite=True, labels=labels)
     model.train(was_training)
     stats = codebook_stats(torch.bincount(torch.cat(tokens).cpu(), minlength=model.n_embed))
-    return {"val_recon_l1": sum(l1) / len(l1), "val_codes_used": stats["codes_used"]}
+    return {"val_recon_l1": sum(l1) / len(l1), "val_codes_used": stats["codes_used"], **spreads}
 
 
 def train(
@@ -571,8 +580,9 @@ def _train(
                                                                                                     cfg, path)))
                     if not collapse_warned and style_collapsed(last, step, int(T.max_steps)):
                         collapse_warned = True
-                        tqdm.write(f"warning: the style encoders have collapsed at step {step} (style spread "
-                                   f"{min(last['style_spread_a'], last['style_spread_b']):.3g}, random styles: 1): "
+                        low = min(SPREAD_KEYS, key=lambda k: last.get(k, float("inf")))
+                        tqdm.write(f"warning: the style encoders have collapsed at step {step} ({low} "
+                                   f"{last[low]:.3g}, random styles: 1): "
                                    "every image gets the same style, so exemplars and random styles change little",
                                    file=sys.stderr)
                     run.write(last, step)
