@@ -120,8 +120,6 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"], "disjoint"),
     "tokens-usage": ("tokens-0.3 plus the code-usage entropy term at weight 1 (codes used alike)",
                      ["loss.content_tokens=0.3", "loss.code_usage=1"], "disjoint"),
-    "wide-codec": ("the recipe with a content encoder twice as wide (model.ch 64, 32 in the recipe)", ["model.ch=64"],
-                   "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
                      ["train.lr=2e-4", "loss.recon_ssim=0", "model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",
