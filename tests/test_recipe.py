@@ -457,3 +457,33 @@ def test_code_usage_term_is_logged_when_on(make_tiny_cfg, scenes_dir):
     for weight in (0.0, 1.0):
         _trained_with(make_tiny_cfg, "code_usage", weight, "loss.content_tokens=1",
                       check_term=lambda v: 0 <= v <= math.log(64), steps=2)
+
+
+@pytest.mark.parametrize("trains", ["both", "encoder"])
+def test_content_regression_trains_the_decoder_only_when_asked(trains, make_tiny_cfg, monkeypatch):
+    """loss.content_trains=encoder detaches the translations: the latent content regression (and the token
+    cross-entropy) reach the content encoder only; with both, the decoder as well."""
+    from vqi2i import losses
+    from vqi2i.train.trainer import generator_step
+
+    cfg = make_tiny_cfg(f"loss.content_trains={trains}", "loss.content_tokens=1")
+    model = build_model(cfg)
+    seen = {}
+    for name in ("content_regression", "content_tokens"):
+        original = getattr(losses, name)
+
+        def spy(recovered, *rest, name=name, original=original):
+            seen.setdefault(name, []).append(recovered)
+            return original(recovered, *rest)
+
+        monkeypatch.setattr(losses, name, spy)
+    generator_step(model, None, _train_batch(cfg), cfg, None, adversarial=False, paired=False)
+    decoder = list(model.decoders.parameters())
+    encoder = list(model.content_encoder.parameters())
+    for name, features in seen.items():
+        total = sum(f.sum() for f in features)
+        to_decoder = torch.autograd.grad(total, decoder, retain_graph=True, allow_unused=True)
+        to_encoder = torch.autograd.grad(total, encoder, retain_graph=True, allow_unused=True)
+        assert any(g is not None and g.abs().sum() > 0 for g in to_encoder), name
+        assert any(g is not None and g.abs().sum() > 0 for g in to_decoder) == (trains == "both"), name
+    assert set(seen) == {"content_regression", "content_tokens"}
