@@ -118,11 +118,6 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "disc-lr-6e-4": ("the recipe with the discriminators' learning rate 6e-4 too (2e-4 in the recipe)",
                      ["train.disc_lr=6e-4"], "disjoint"),
     "tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"], "disjoint"),
-    "content-encoder": ("the recipe with the latent content regression training the content encoder only (the "
-                        "translations detached: loss.content_trains=encoder)", ["loss.content_trains=encoder"],
-                        "disjoint"),
-    "tokens-usage": ("tokens-0.3 plus the code-usage entropy term at weight 1 (codes used alike)",
-                     ["loss.content_tokens=0.3", "loss.code_usage=1"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
                      ["train.lr=2e-4", "loss.recon_ssim=0", "model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",

@@ -4,8 +4,6 @@ showing each changes what it should."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -412,78 +410,3 @@ def test_content_tokens_term_makes_translations_keep_their_source_tokens(make_ti
 
         kept[weight] = _per_direction_mean(agree)
     assert kept[2.0] > kept[0.0] + 0.05
-
-
-def test_code_usage_against_hand_values():
-    from vqi2i.losses import code_usage
-
-    codebook = torch.tensor([[0.0, 0.0], [4.0, 0.0]])
-    midway = torch.tensor([2.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 2, 3)  # every position equally near both codes
-    assert code_usage(midway, codebook).item() == pytest.approx(0.0, abs=1e-6)  # both codes used alike
-    on_one = torch.zeros(1, 2, 2, 3, requires_grad=True)  # every position on code 0, 16 away from code 1
-    loss = code_usage(on_one, codebook)
-    p1 = torch.tensor(-16.0).exp() / (1 + torch.tensor(-16.0).exp())  # softmax of the logits [0, -16]
-    expected = math.log(2) + (1 - p1) * torch.log(1 - p1) + p1 * torch.log(p1)
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    book = codebook.clone().requires_grad_(True)
-    code_usage(on_one, book).backward()
-    assert book.grad is None  # the codebook is a fixed target
-    step = on_one - 0.5 * on_one.grad / on_one.grad.abs().max()  # the gradient moves positions toward code 1
-    assert step[0, 0].mean() > 0 and code_usage(step, codebook) < loss
-
-
-def test_code_usage_spreads_crowded_features_over_the_codes():
-    """Positions crowded onto one code, moved by the term alone: they spread over many codes."""
-    from vqi2i.losses import code_usage
-
-    g = torch.Generator().manual_seed(0)
-    codebook = torch.randn(16, 8, generator=g)
-    crowded = (codebook[0].view(1, 8, 1, 1) + 0.1 * torch.randn(2, 8, 4, 4, generator=g)).requires_grad_(True)
-
-    def codes_used(z):
-        return len(torch.cdist(z.detach().permute(0, 2, 3, 1).reshape(-1, 8), codebook).argmin(1).unique())
-
-    before, first = codes_used(crowded), code_usage(crowded, codebook).item()
-    opt = torch.optim.Adam([crowded], lr=0.05)
-    for _ in range(100):
-        opt.zero_grad()
-        code_usage(crowded, codebook).backward()
-        opt.step()
-    assert before == 1 and codes_used(crowded) >= 8 and code_usage(crowded, codebook).item() < 0.5 * first
-
-
-def test_code_usage_term_is_logged_when_on(make_tiny_cfg, scenes_dir):
-    """In a generator step the term is logged exactly when on, between 0 and log K (64 codes)."""
-    for weight in (0.0, 1.0):
-        _trained_with(make_tiny_cfg, "code_usage", weight, "loss.content_tokens=1",
-                      check_term=lambda v: 0 <= v <= math.log(64), steps=2)
-
-
-@pytest.mark.parametrize("trains", ["both", "encoder"])
-def test_content_regression_trains_the_decoder_only_when_asked(trains, make_tiny_cfg, monkeypatch):
-    """loss.content_trains=encoder detaches the translations: the latent content regression (and the token
-    cross-entropy) reach the content encoder only; with both, the decoder as well."""
-    from vqi2i import losses
-    from vqi2i.train.trainer import generator_step
-
-    cfg = make_tiny_cfg(f"loss.content_trains={trains}", "loss.content_tokens=1")
-    model = build_model(cfg)
-    seen = {}
-    for name in ("content_regression", "content_tokens"):
-        original = getattr(losses, name)
-
-        def spy(recovered, *rest, name=name, original=original):
-            seen.setdefault(name, []).append(recovered)
-            return original(recovered, *rest)
-
-        monkeypatch.setattr(losses, name, spy)
-    generator_step(model, None, _train_batch(cfg), cfg, None, adversarial=False, paired=False)
-    decoder = list(model.decoders.parameters())
-    encoder = list(model.content_encoder.parameters())
-    for name, features in seen.items():
-        total = sum(f.sum() for f in features)
-        to_decoder = torch.autograd.grad(total, decoder, retain_graph=True, allow_unused=True)
-        to_encoder = torch.autograd.grad(total, encoder, retain_graph=True, allow_unused=True)
-        assert any(g is not None and g.abs().sum() > 0 for g in to_encoder), name
-        assert any(g is not None and g.abs().sum() > 0 for g in to_decoder) == (trains == "both"), name
-    assert set(seen) == {"content_regression", "content_tokens"}

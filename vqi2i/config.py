@@ -73,9 +73,7 @@ DEFAULTS: dict[str, Any] = {
         "look": 0.0,  # look transfer: tokens of x + style of a re-coloured copy of x must give that copy
         "look_strength": 1.0,  # how far the copies are re-coloured (data.transforms.jitter_look)
         "content": 1.0,  # latent content regression
-        "content_trains": "both",  # ... and content_tokens train: both (decoder and content encoder) | encoder
         "content_tokens": 0.0,  # cross-entropy: a translation, encoded again, picks its source's codes
-        "code_usage": 0.0,  # log K - entropy of the batch's soft code usage: codes used alike (beside content_tokens)
         "style_kl": 0.01,  # KL of the encoded style distribution to N(0, I) (model.style_vae only; DRIT++: 0.01)
         "paired": 10.0,  # L1 to the paired target (paired data only)
         "perceptual": 0.0,  # VGG16 perceptual loss weight; needs vgg_weights
@@ -124,7 +122,8 @@ DEFAULTS: dict[str, Any] = {
 # saved before may still carry one: at that value it loads as if the key were not there; turned on, it is refused.
 DROPPED: dict[str, Any] = {
     "model.shared_decoder": False, "model.dec_attn": False, "data.hue": 0.0, "loss.trans_fm": 0.0,
-    "loss.look_invariance": 0.0, "model.content_input_norm": False,
+    "loss.look_invariance": 0.0, "model.content_input_norm": False, "loss.code_usage": 0.0,
+    "loss.content_trains": "both",
 }
 
 
@@ -246,7 +245,6 @@ def validate(cfg: DictConfig) -> None:
         "model.variant": (m.variant, ("multimodal", "unimodal")),
         "model.codebook.metric": (m.codebook.metric, ("l2", "cosine")),
         "loss.gan_mode": (cfg.loss.gan_mode, ("lsgan", "hinge")),
-        "loss.content_trains": (cfg.loss.content_trains, ("both", "encoder")),
         "data.kind": (cfg.data.kind, ("unpaired", "paired")),
         "data.layout": (cfg.data.layout, ("folders", "side_by_side")),
         "train.lr_schedule": (cfg.train.lr_schedule, ("constant", "cosine", "step")),

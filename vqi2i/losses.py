@@ -8,7 +8,6 @@ The VGG weights of the perceptual loss are read from a local file the user names
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -93,26 +92,10 @@ def content_tokens(recovered: torch.Tensor, codebook: torch.Tensor, tokens: torc
     the negative squared distance to each code as the logit: the nearest code of every position must be the source's
     code, not just a feature near it (an L1 near the code can still land in a neighbouring code's cell). The codebook
     is a fixed target here. recovered [B, D, h, w], codebook [K, D], tokens [B, h, w]."""
-    return F.cross_entropy(_code_logits(recovered, codebook), tokens.reshape(-1).long())
-
-
-def _code_logits(features: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """features [B, D, h, w], codebook [K, D] -> the negative squared distance of every position to every code
-    [B * h * w, K], the codebook detached."""
-    z = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).float()
+    z = recovered.permute(0, 2, 3, 1).reshape(-1, recovered.shape[1]).float()
     e = codebook.detach().float()
-    return 2 * z @ e.t() - (z * z).sum(1, keepdim=True) - (e * e).sum(1)[None]
-
-
-def code_usage(features: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """How far the batch's soft code usage is from uniform: log K minus the entropy of the mean over all positions
-    of softmax(-squared distance to each code) (the batch-entropy half of the entropy penalty of Yu et al. 2023,
-    "Language Model Beats Diffusion"). 0 when the codes are used alike, log K when one code takes every position.
-    Beside the token cross-entropy it keeps the content encoder from meeting that term with fewer codes (the
-    commitment term keeps each position near its own code). The codebook is a fixed target.
-    features [B, D, h, w], codebook [K, D]."""
-    mean_p = _code_logits(features, codebook).softmax(dim=1).mean(0)
-    return math.log(codebook.shape[0]) + (mean_p * mean_p.clamp_min(1e-12).log()).sum()
+    logits = 2 * z @ e.t() - (z * z).sum(1, keepdim=True) - (e * e).sum(1)[None]
+    return F.cross_entropy(logits, tokens.reshape(-1).long())
 
 
 def style_regression(recovered: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -164,7 +164,7 @@ def loss_weights(L: DictConfig) -> dict[str, float]:
         "vq": L.vq, "style_kl": L.style_kl, "look": L.look,
         "recon": L.recon, "recon_ssim": L.recon_ssim, "perceptual": L.perceptual, "paired": L.paired,
         "lowpass": L.lowpass, "content": L.content, "content_tokens": L.content_tokens,
-        "code_usage": L.code_usage, "cycle": L.cycle, "style": L.style,
+        "cycle": L.cycle, "style": L.style,
         "style_encoded": L.style_encoded, "mode_seek": L.mode_seek, "adv": L.adv,
         "adv_rec": L.adv * L.adv_recon_ratio, "feat_match": L.feat_match, "content_adv": L.content_adv,
     }  # fmt: skip
@@ -208,19 +208,13 @@ def generator_step(
         terms["lowpass"] = sum(losses.lowpass(torch.cat([out.trans_enc[d], out.trans_rand[d]]), x[OTHER[d]],
                                               int(L.lowpass_size)) for d in DOMAINS)
     # a translation keeps the content it was made from (checked on the random-style translations, as MUNIT does;
-    # the decoder is the same for encoded styles). With loss.content_trains=encoder the translations are detached
-    # here: the decoder cannot meet these terms by leaving traces of the source domain in its output, and only the
-    # content encoder learns to give a translation its source's content
-    both = L.content_trains == "both"
-    recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS} if both or L.cycle > 0 else {}
-    regressed = recovered if both else {d: model.content_features(out.trans_rand[d].detach()) for d in DOMAINS}
-    terms["content"] = sum(losses.content_regression(regressed[d], q[OTHER[d]].z_q) for d in DOMAINS)
+    # the decoder is the same for encoded styles)
+    recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS}
+    terms["content"] = sum(losses.content_regression(recovered[d], q[OTHER[d]].z_q) for d in DOMAINS)
     if L.content_tokens > 0:
         codebook = model.quantizer.codebook()
-        terms["content_tokens"] = sum(losses.content_tokens(regressed[d], codebook, q[OTHER[d]].tokens)
+        terms["content_tokens"] = sum(losses.content_tokens(recovered[d], codebook, q[OTHER[d]].tokens)
                                       for d in DOMAINS)
-    if L.code_usage > 0:  # the real images' content features spread over the codebook
-        terms["code_usage"] = losses.code_usage(torch.cat([q[d].z for d in DOMAINS]), model.quantizer.codebook())
     if L.cycle > 0:  # translated back with the source's own style (the round trip's codes are not counted)
         back = {}
         for d in DOMAINS:
