@@ -191,7 +191,8 @@ def summary_rows(blocks: dict[str, Block], cards: dict[str, dict], recorded: dic
             for label, block, row in picked:
                 if block is None:
                     cells = [card_cell(cards[row], col, how, direction) for _, col, how in COLUMNS]
-                    source = f"card of `{row}` (vqi2i/builtin/models/{row}/card.yaml)"
+                    source = (f"card of `{row}`, {cards[row]['trained']['steps']} steps "
+                              f"(vqi2i/builtin/models/{row}/card.yaml)")
                 else:
                     cells = [cell(block.rows[row], col, how, direction) for _, col, how in COLUMNS]
                     source = ("docs/recorded_figures.yaml" if block.key.startswith("recorded:")
@@ -211,7 +212,8 @@ SUMMARY_LEAD = (
     "Written by `python scripts/docs_figures.py` from the tables under \"Quality tables\" (the source column names "
     "the table and its row), from a built-in model's card where no table has the model's row, and from "
     "`docs/recorded_figures.yaml` for the released VQ-I2I code (measured outside this repository; its budget is not "
-    "recorded). Every other row is 1500 steps of batch 4. `recipe` is the row trained with the benchmark's config as "
+    "recorded). A row read from a card gives its steps in the source column; every other row is 1500 steps of batch "
+    "4. `recipe` is the row trained with the benchmark's config as "
     "it is now. Style spread and codec SSIM are per domain: a direction shows its target domain's. A test fails when "
     "this table differs from its sources.")
 
