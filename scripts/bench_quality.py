@@ -118,6 +118,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "disc-lr-6e-4": ("the recipe with the discriminators' learning rate 6e-4 too (2e-4 in the recipe)",
                      ["train.disc_lr=6e-4"], "disjoint"),
     "tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"], "disjoint"),
+    "disc-start-300": ("the recipe with the adversarial terms from step 300 (reconstruction and style terms alone "
+                       "before)", ["train.disc_start=300"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
                      ["train.lr=2e-4", "loss.recon_ssim=0", "model.n_embed=512"], "disjoint"),
     "no-look": ("recipe without the look-transfer terms (whitened styles only)",

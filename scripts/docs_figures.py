@@ -260,6 +260,8 @@ LEVERS = (
     Lever("the discriminators' learning rate 6e-4 too (`train.disc_lr`, 2e-4 in the recipe)", "scenes:cpu",
           (("disc-lr-6e-4", "recipe"),), "2e-4 kept (a style encoder collapses)",
           ("style spread", "style follow", "diversity", "codec SSIM")),
+    Lever("adversarial terms from step 300 (`train.disc_start=300`, 0 in the recipe)", "scenes:cpu",
+          (("disc-start-300", "recipe"),), "0 kept", ("codec SSIM", "guided SSIM")),
     Lever("the translator's learning rate 1e-3 instead of 6e-4", "scenes:cpu", (("lr-1e-3", "recipe"),), "6e-4 kept",
           ("codec SSIM", "guided SSIM")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the emoji config", "emoji:style-path",
