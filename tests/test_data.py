@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,24 @@ def test_scenes_share_structure_only_in_the_test_split():
     assert min(same) > 0.4  # testA/i and testB/i are the same landscape
     assert max(shifted) < 0.3 and max(train) < 0.3  # train domains come from independent scenes
     assert min(same) > max(shifted) + 0.15
+
+
+def test_shared_train_scenes_pair_the_train_split(tmp_path):
+    """--shared-train (the paired ceiling's data): trainA/i and trainB/i are one landscape, each with its own look;
+    the test split and trainA stay what the unpaired set writes."""
+    shared = [_edge_corr(scene_images(0, "trainA", i, 32, shared_train=True),
+                         scene_images(0, "trainB", i, 32, shared_train=True)) for i in range(6)]
+    assert min(shared) > 0.4
+    for split in ("trainA", "testA", "testB"):
+        assert np.array_equal(scene_images(0, split, 2, 32, shared_train=True), scene_images(0, split, 2, 32))
+    pair = [scene_images(0, s, 1, 32, shared_train=True) for s in ("trainA", "trainB")]
+    assert np.abs(pair[0].astype(np.float32) - pair[1]).mean() > 30  # two seasons, not one picture
+    out = make_scenes(tmp_path / "p", n_train=2, n_test=1, size=32, progress=False, shared_train=True)
+    assert json.loads((out / "scenes.json").read_text())["train_split"] == "shared"
+    assert cli_main(["data", "scenes", str(tmp_path / "q"), "--n-train", "2", "--n-test", "1", "--size", "32",
+                     "--shared-train"]) == 0
+    for split in SPLITS:
+        assert (out / split / "0000.png").read_bytes() == (tmp_path / "q" / split / "0000.png").read_bytes()
 
 
 def test_scene_domains_differ_in_style_and_vary_within():

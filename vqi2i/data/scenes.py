@@ -5,8 +5,10 @@ scene seed; a palette turns it into a "summer" picture (domain A: greens, blue s
 picture (domain B: snow, gray-blue sky, dark trees), and a per-image look (time of day, colour
 jitter, haze) varies the style within a domain, so multimodal styles have something to model.
 
-Train scenes of A and B come from independent seeds (unpaired). Test scenes are shared: testA/0007.png
-and testB/0007.png show the same landscape in the two seasons, which gives ground truth for evaluation.
+Train scenes of A and B come from independent seeds (unpaired) unless `--shared-train` draws trainA/NAME
+and trainB/NAME from one scene seed (each with its own look: the paired ceiling's data). Test scenes are
+shared: testA/0007.png and testB/0007.png show the same landscape in the two seasons, which gives ground
+truth for evaluation.
 Everything is numpy, deterministic by seed: the same arguments write byte-identical files.
 """
 
@@ -264,13 +266,15 @@ _TRAIN, _TEST = 0, 1
 _SCENE, _LOOK = 0, 1
 
 
-def scene_images(seed: int, split: str, index: int, size: int) -> np.ndarray:
-    """Image `index` of one of SPLITS as uint8 [size, size, 3]: a pure function of its arguments."""
+def scene_images(seed: int, split: str, index: int, size: int, shared_train: bool = False) -> np.ndarray:
+    """Image `index` of one of SPLITS as uint8 [size, size, 3]: a pure function of its arguments. With
+    `shared_train` train image `index` shows the same scene in both domains (its look stays per domain)."""
     domain = split[-1].lower()
     domain_id = 0 if domain == "a" else 1
     if not split.startswith("train"):
         return held_out_scene_with_look(seed, domain, index, index, size)
-    scene = random_scene(_rng(seed, _TRAIN, domain_id, index, _SCENE))  # independent per domain
+    scene_domain = 0 if shared_train else domain_id  # independent per domain unless shared
+    scene = random_scene(_rng(seed, _TRAIN, scene_domain, index, _SCENE))
     look = random_look(_rng(seed, _TRAIN, domain_id, index, _LOOK))
     return render(scene, PALETTES[domain], look, size)
 
@@ -306,8 +310,10 @@ def make_scenes(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    shared_train: bool = False,
 ) -> Path:
     """Write the summer/winter scenes data set in the CycleGAN layout under `out`; returns `out`.
+    `shared_train`: trainA/NAME and trainB/NAME show the same scene (paired training data).
 
     The images are first written to a temporary folder beside `out` and moved in at the end, so an
     interrupted run never leaves a half-written data set behind."""
@@ -328,12 +334,14 @@ def make_scenes(
         for split, count in counts.items():
             (tmp / split).mkdir()
             for i in range(count):
-                Image.fromarray(scene_images(seed, split, i, size)).save(tmp / split / f"{i:0{digits}d}.png")
+                image = scene_images(seed, split, i, size, shared_train)
+                Image.fromarray(image).save(tmp / split / f"{i:0{digits}d}.png")
                 bar.update()
         bar.close()
         manifest = {"kind": "scenes", "version": FORMAT_VERSION, "seed": seed, "size": size,
                     "n_train": n_train, "n_test": n_test, "domains": {"a": "summer", "b": "winter"},
-                    "test_pairs": "testA/NAME and testB/NAME show the same scene"}
+                    "test_pairs": "testA/NAME and testB/NAME show the same scene",
+                    "train_split": "shared" if shared_train else "disjoint"}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         out.mkdir(exist_ok=True)
         for name in (*SPLITS, MANIFEST):
@@ -366,10 +374,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=64, help="image side in pixels (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="the same seed writes the same files (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing scenes data set in OUT")
+    p.add_argument("--shared-train", action="store_true",
+                   help="trainA/NAME and trainB/NAME show the same scene, each with its own look (paired data, "
+                        "for the paired ceiling); default: independent scenes per domain")
 
 
 def run(args: argparse.Namespace) -> int:
-    out = make_scenes(args.out, args.n_train, args.n_test, args.size, args.seed, overwrite=args.overwrite)
+    out = make_scenes(args.out, args.n_train, args.n_test, args.size, args.seed, overwrite=args.overwrite,
+                      shared_train=args.shared_train)
+    same = "trainX/NAME and testX/NAME" if args.shared_train else "testA/NAME and testB/NAME"
     print(f"wrote {2 * (args.n_train + args.n_test)} images to {out} (A = summer, B = winter; "
-          f"testA/NAME and testB/NAME are the same scene)")
+          f"{same} are the same scene)")
     return 0
