@@ -39,3 +39,36 @@ def test_demo_train_writes_the_contact_sheet(tmp_path, capsys):
     # a second run refuses to clobber the result unless asked
     assert main(["demo", "--train", "--out", str(out), "--steps", "2", "--device", "cpu"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_demo_picks_the_examples_whose_styles_differ_most(tmp_path):
+    """The guided and transition shots use the two winter examples farthest apart in style: the pair whose
+    translations of one scene differ most in pixels, and a duplicate of one file is never picked with itself."""
+    import itertools
+    import shutil
+
+    import pytest
+    import torch
+
+    from vqi2i.apps.demo import most_different_styles
+    from vqi2i.builtin import get
+    from vqi2i.checkpoint import load_model
+    from vqi2i.errors import UserError
+    from vqi2i.images import load_image
+
+    files = get("scenes").examples("b")
+    extra = tmp_path / "copy.png"
+    shutil.copyfile(files[0], extra)
+    first, second = most_different_styles("scenes", "b", [*files, extra])
+    assert first != second and {first, second} != {files[0], extra}
+
+    model, _ = load_model(get("scenes").path)
+    x = load_image(get("scenes").examples("a")[0], model.in_channels)[None]
+    with torch.no_grad():
+        _, z_q = model.encode_content(x)
+        outs = {f: model.decode(z_q, model.encode_style(load_image(f, model.in_channels)[None], "b"), "b")
+                for f in files}
+    change = {(f, g): float((outs[f] - outs[g]).abs().mean()) for f, g in itertools.combinations(files, 2)}
+    assert change[(first, second)] == max(change.values())
+    with pytest.raises(UserError, match="two example images"):
+        most_different_styles("scenes", "b", files[:1])

@@ -54,7 +54,7 @@ def shots(out: Path) -> list[Shot]:
     ex = out / "inputs"
     s_a, s_b = ex / "scenes" / "a", ex / "scenes" / "b"
     one_a = sorted(s_a.glob("*.png"))[0]
-    first_b, one_b = sorted(s_b.glob("*.png"))[0], sorted(s_b.glob("*.png"))[-1]
+    first_b, one_b = most_different_styles("scenes", "b", sorted(s_b.glob("*.png")))
     o = lambda name: str(out / name)  # noqa: E731
     shots = [
         Shot("Summer → winter, random styles", "Each held-out scene (left) translated with four random styles: "
@@ -98,6 +98,19 @@ def shots(out: Path) -> list[Shot]:
                            "-o", o(f"{9 + k:02d}")],
                           "grid.png"))
     return shots
+
+
+def most_different_styles(model_name: str, domain: str, files: list[Path]) -> tuple[Path, Path]:
+    """The two images (of `domain`) whose encoded styles lie farthest apart under the built-in model: the guided
+    and transition shots then show the widest change of look the model gives (on the shipped winter examples
+    about twice the pixel change of the first and last file)."""
+    if len(files) < 2:
+        raise UserError(f"the demo needs two example images of domain {domain} of {model_name}, found {len(files)}")
+    model, _ = load_model(get(model_name).path)
+    with torch.no_grad():
+        styles = model.encode_style(torch.stack([load_image(f, model.in_channels) for f in files]), domain)
+    i, j = divmod(int(torch.cdist(styles.flatten(1), styles.flatten(1)).argmax()), len(files))
+    return files[min(i, j)], files[max(i, j)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
