@@ -250,10 +250,11 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
     dirs = ("a_to_b", "b_to_a")
     head = ("| row | SSIM A→B ↑ | SSIM B→A ↑ | nearer A→B ↑ | nearer B→A ↑ | kept A→B ↑ | kept B→A ↑ | L1 A→B ↓ | "
             "L1 B→A ↓ | style acc. A→B | style acc. B→A | diversity A→B | diversity B→A | same token | "
+            "same token, one season, another look A / B | "
             "tokens kept A→B / B→A ↑ | recon. kept A / B | colour err. A→B / B→A ↓ | recon. colour err. A / B ↓ | "
             "guided SSIM A→B / B→A ↑ | "
             "style follow A→B / B→A ↑ | style spread A / B | codec SSIM A / B ↑ | train min |")
-    lines = [head, "|" + " --- |" + " ---: |" * 22]
+    lines = [head, "|" + " --- |" + " ---: |" * 23]
     first = next(iter(reports.values()))
     ident = [fmt(_get(first, d, "identity", "ssim")) for d in dirs] + ["0", "0"] \
         + [fmt(_get(first, d, "retrieval", "identity"), 2) for d in dirs] \
@@ -263,7 +264,8 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
 
     ident_colour = " / ".join(fmt(identity_colour(d)) for d in dirs)
     lines.append("| identity (no translation) | " + " | ".join(ident)
-                 + f" | – | – | 0 | 0 | – | 1 / 1 | – | {ident_colour} | – | {' / '.join(ident[:2])} | 0 | – | – | – |")
+                 + f" | – | – | 0 | 0 | – | – | 1 / 1 | – | {ident_colour} | – | {' / '.join(ident[:2])} | 0"
+                 + " | – | – | – |")
     for name, r in reports.items():
         cells = [fmt(_get(r, d, "ground_truth", "ssim")) for d in dirs]
         cells += [fmt(_get(r, d, "nearer_than_input"), 2) for d in dirs]
@@ -280,7 +282,9 @@ def table(reports: dict[str, dict], minutes: dict[str, float]) -> str:
         spread = " / ".join(fmt(r.get("style", {}).get(d, {}).get("spread"), 2) for d in "ab")
         codec = " / ".join(fmt(rec.get(d, {}).get("ssim")) for d in "ab")
         tokens_kept = " / ".join(fmt(_get(r, d, "tokens_kept"), 2) for d in dirs)
-        cells += [fmt(r["codebook"].get("token_agreement")), tokens_kept, kept, colour, rec_colour, guided, follow,
+        looks = r["codebook"].get("token_agreement_across_looks") or {}
+        cells += [fmt(r["codebook"].get("token_agreement")), " / ".join(fmt(looks.get(d), 2) for d in "ab"),
+                  tokens_kept, kept, colour, rec_colour, guided, follow,
                   spread, codec, fmt(minutes.get(name), 1)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -290,22 +294,19 @@ def scenes_follow_ceiling(data_root: Path) -> dict[str, float] | None:
     """For a scenes data set (its scenes.json): the style follow (guided minus shuffled-exemplar SSIM, as `vqi2i
     eval` scores it) of a perfect translator, which draws each test scene with its exemplar's look, per target
     domain; None for other data. The looks of one season differ by time of day, tint, brightness and haze only."""
-    manifest = data_root / "scenes.json"
-    if not manifest.is_file():
+    from vqi2i.data.scenes import test_scenes_with_looks
+
+    own, other = test_scenes_with_looks(data_root, 0), test_scenes_with_looks(data_root, 1)
+    if own is None or other is None:
         return None
     import torch  # only here: the scenes' ceiling is the one thing this script computes itself
 
-    from vqi2i.data.scenes import held_out_scene_with_look
     from vqi2i.eval.metrics import paired_scores
 
-    info = json.loads(manifest.read_text())
-    seed, n, size = int(info["seed"]), int(info["n_test"]), int(info["size"])
+    def unit(a):
+        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
 
-    def images(dst: str, shift: int) -> torch.Tensor:
-        arrays = [held_out_scene_with_look(seed, dst, i, (i + shift) % n, size) for i in range(n)]
-        return torch.stack([torch.from_numpy(a).permute(2, 0, 1).float() / 127.5 - 1 for a in arrays])
-
-    return {dst: 1.0 - float(paired_scores(images(dst, 1), images(dst, 0))["ssim"].mean()) for dst in "ab"}
+    return {d: 1.0 - float(paired_scores(unit(other[d]), unit(own[d]))["ssim"].mean()) for d in "ab"}
 
 
 def curve_points(steps: int, every: int | None) -> list[int]:

@@ -62,8 +62,10 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     styled["directions"]["a_to_b"]["style_follow"] = {"ssim": 0.1}
     styled["style"] = {"a": {"spread": 0.9}, "b": {"spread": 0.7}}
     styled["reconstruction"]["a"]["ssim"], styled["reconstruction"]["b"]["ssim"] = 0.91, 0.92
+    styled["codebook"]["token_agreement_across_looks"] = {"a": 0.65, "b": 0.71}  # synthetic scenes only
     cells = bench.table({"recipe": styled}, {"recipe": 30.0}).splitlines()[3].split(" | ")
     assert cells[-5:] == ["0.800 / 0.800", "0.100 / 0.100", "0.90 / 0.70", "0.910 / 0.920", "30.0 |"]
+    assert cells[-10] == "0.65 / 0.71" and row[-10] == "– / –" and identity[-10] == "–"
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):

@@ -80,7 +80,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
         report["directions"]["b_to_a"]["identity"]["l1"])
     cb = report["codebook"]
     assert 1 <= cb["all"]["codes_used"] <= 64 and 1 <= cb["all"]["perplexity"] <= cb["all"]["codes_used"] + 1e-6
-    assert 0 <= cb["token_agreement"] <= 1
+    assert 0 <= cb["token_agreement"] <= 1 and "token_agreement_across_looks" not in cb  # glyphs have no looks
     assert report["classifier"]["source"] == "trained" and 0 <= report["classifier"]["test_accuracy"] <= 1
     assert (data / "domain_classifier.safetensors").is_file()  # cached beside the data
     # sheet: 3 inputs per direction, each row input | 3 samples | ground truth, 16-px cells, 2-px padding
@@ -153,3 +153,27 @@ def test_train_classifier_caches_beside_the_data(glyph_data, tmp_path, capsys):
     assert meta["settings"]["channels"] == 1 and meta["settings"]["image_size"] == SIZE
     assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0
+
+
+def test_eval_on_scenes_reports_same_tokens_under_another_look(tmp_path):
+    """On the synthetic scenes the codebook block also holds how often a test scene keeps its tokens when drawn in
+    its own season with another look: the control for same-scene agreement across seasons."""
+    from vqi2i.checkpoint import load_model
+    from vqi2i.data.scenes import make_scenes, test_scenes_with_looks
+
+    data = make_scenes(tmp_path / "scenes", n_train=2, n_test=4, size=SIZE, progress=False)
+    cfg = load_config("configs/tiny.yaml", [f"data.size={SIZE}", f"data.crop={SIZE}"])
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "run", 3, cfg, {"model": build_model(cfg)})
+    out = tmp_path / "r.json"
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--data", str(data), "--out", str(out),
+                 "--classifier-steps", "5", "--no-progress", "--device", "cpu"]) == 0
+    looks = json.loads(out.read_text())["codebook"]["token_agreement_across_looks"]
+    model, _ = load_model(tmp_path / "run")
+    unit = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    own, other = test_scenes_with_looks(data, 0), test_scenes_with_looks(data, 1)
+    with torch.no_grad():
+        for d in "ab":
+            expected = (model.encode_content(unit(own[d]))[0] == model.encode_content(unit(other[d]))[0])
+            assert looks[d] == pytest.approx(float(expected.float().mean()))
+    assert test_scenes_with_looks(tmp_path / "run", 1) is None  # not a scenes data set

@@ -289,6 +289,22 @@ def held_out_scene_with_look(seed: int, domain: str, index: int, look_index: int
     return render(scene, PALETTES[domain], look, size)
 
 
+def test_scenes_with_looks(root: str | os.PathLike, shift: int) -> dict[str, np.ndarray] | None:
+    """For a scenes data set written by `vqi2i data scenes` (its scenes.json under `root`): per domain, test scene
+    i drawn with the look of test image (i + shift) % n of that domain, uint8 [n, size, size, 3] (shift 0: the test
+    images themselves); None for any other data. shift 1 gives each scene under another look of the same season:
+    the control for style follow and for same-scene token agreement across seasons."""
+    manifest = Path(root) / MANIFEST
+    if not manifest.is_file():
+        return None
+    info = json.loads(manifest.read_text())
+    if info.get("kind") != "scenes":
+        return None
+    seed, n, size = int(info["seed"]), int(info["n_test"]), int(info["size"])
+    return {d: np.stack([held_out_scene_with_look(seed, d, i, (i + shift) % n, size) for i in range(n)])
+            for d in ("a", "b")}
+
+
 def _prepare_output(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")

@@ -8,7 +8,9 @@
   space (always) and in Inception's (when the user gives local weights)
 - diversity: mean pairwise distance between outputs for one input with random styles
 - codebook: codes used on the test set, perplexity, and (with ground truth) how often the same
-  character gets the same token in both domains (content tokens are meant to be domain-invariant)
+  character gets the same token in both domains (content tokens are meant to be domain-invariant); on the
+  synthetic scenes also how often a scene gets the same token in one season under another look (the
+  control: what the looks alone take away)
 - the style path: the spread of the encoded styles over the test images (0: the encoder gives every
   image one style; the random styles: 1); with ground truth, the guided score (the input's content in
   the style of its own ground truth) and the same with another ground truth's style (shuffled exemplar):
@@ -28,6 +30,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from vqi2i.data.scenes import test_scenes_with_looks
 from vqi2i.data.transforms import PairTransform, parse_size
 from vqi2i.errors import UserError
 from vqi2i.eval import classifier as clf
@@ -293,6 +296,18 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
     if test.pairs:
         ia, ib = (torch.tensor(idx) for idx in zip(*test.pairs))
         codebook["token_agreement"] = float((tokens["a"][ia] == tokens["b"][ib]).float().mean())
+    relooked = test_scenes_with_looks(data_root, shift=1)  # synthetic scenes only: the same scene, another look
+    if relooked is not None:
+        across = {}
+        for d in "ab":
+            x = torch.from_numpy(relooked[d][: len(tokens[d])]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            if x.shape != test.images[d].shape:  # resized or cropped for the model: no position-wise match
+                continue
+            toks = torch.cat(_batched(lambda sl, x=x: model.encode_content(x[sl].to(device))[0].cpu(), len(x),
+                                      opt.batch_size, f"tokens of {d}, other looks", opt.progress))
+            across[d] = float((toks == tokens[d]).float().mean())
+        if across:
+            codebook["token_agreement_across_looks"] = across
 
     ckpt = Path(getattr(model, "checkpoint_dir", "") or "")
     state_file = ckpt / "state.json"

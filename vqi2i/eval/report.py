@@ -91,6 +91,8 @@ def markdown_table(report: dict) -> str:
         f"Codebook: {cb['all']['codes_used']}/{cb['all']['n_embed']} codes used on the test set, perplexity "
         f"{cb['all']['perplexity']:.1f} (A {cb['a']['perplexity']:.1f}, B {cb['b']['perplexity']:.1f})"
         + (f"; same token for the same image in both domains: {agreement:.3f}" if agreement is not None else "")
+        + (f" (one domain, another look: {' / '.join(f'{d.upper()} {v:.3f}' for d, v in looks.items())})"
+           if (looks := cb.get("token_agreement_across_looks")) else "")
         + "."
     )
     return "\n".join(lines)
