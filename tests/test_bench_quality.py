@@ -45,27 +45,28 @@ def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     identity, row = lines[2].split(" | "), lines[3].split(" | ")
     assert identity[0] == "| identity (no translation)" and identity[5:7] == ["0.50", "0.50"]
     assert row[0] == "| recipe" and row[5:7] == ["0.30", "0.30"] and len(row) == len(identity)
-    assert row[-8] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
-    assert row[-7:-5] == ["0.050 / 0.050", "0.020 / 0.030"]  # colour error: translations, reconstructions
-    assert identity[-7] == "0.150 / 0.150"  # ... and the untouched input's, beside them
-    assert identity[-5:-1] == ["0.400 / 0.400", "0", "–", "–"]  # guided = identity for doing nothing, follows nothing
+    assert row[-9] == "0.90 / 0.80"  # the codec's own content-kept bar, per domain
+    assert row[-8:-6] == ["0.050 / 0.050", "0.020 / 0.030"]  # colour error: translations, reconstructions
+    assert identity[-8] == "0.150 / 0.150"  # ... and the untouched input's, beside them
+    assert identity[-6:-1] == ["0.400 / 0.400", "0", "0", "–", "–"]  # guided = identity for doing nothing: no follow
     older = _report()
     older["reconstruction"] = {"a": {"ssim": 0.7}, "b": {"ssim": 0.7}}  # evaluated before those bars existed
     old_dir = older["directions"]["a_to_b"]  # the same dict for both directions
     del old_dir["ground_truth"]["coarse_l1"], old_dir["identity"]["coarse_l1"]
     alone = bench.table({"recipe": older}, {}).splitlines()
-    assert alone[3].split(" | ")[-8:-5] == ["– / –", "– / –", "– / –"] and alone[2].split(" | ")[-7] == "– / –"
+    assert alone[3].split(" | ")[-9:-6] == ["– / –", "– / –", "– / –"] and alone[2].split(" | ")[-8] == "– / –"
     both = bench.table({"old": older, "new": _report()}, {}).splitlines()
-    assert both[2].split(" | ")[-7] == "0.150 / 0.150"  # identity's colour error from the first row that has it
+    assert both[2].split(" | ")[-8] == "0.150 / 0.150"  # identity's colour error from the first row that has it
     styled = _report()
     styled["directions"]["a_to_b"]["guided"] = {"ssim": 0.8}  # the same dict for both directions
-    styled["directions"]["a_to_b"]["style_follow"] = {"ssim": 0.1}
+    styled["directions"]["a_to_b"]["style_follow"] = {"ssim": 0.1, "l1": 0.05}
     styled["style"] = {"a": {"spread": 0.9}, "b": {"spread": 0.7}}
     styled["reconstruction"]["a"]["ssim"], styled["reconstruction"]["b"]["ssim"] = 0.91, 0.92
     styled["codebook"]["token_agreement_across_looks"] = {"a": 0.65, "b": 0.71}  # synthetic scenes only
     cells = bench.table({"recipe": styled}, {"recipe": 30.0}).splitlines()[3].split(" | ")
-    assert cells[-5:] == ["0.800 / 0.800", "0.100 / 0.100", "0.90 / 0.70", "0.910 / 0.920", "30.0 |"]
-    assert cells[-10] == "0.65 / 0.71" and row[-10] == "– / –" and identity[-10] == "–"
+    assert cells[-6:] == ["0.800 / 0.800", "0.100 / 0.100", "0.050 / 0.050", "0.90 / 0.70", "0.910 / 0.920",
+                          "30.0 |"]
+    assert cells[-11] == "0.65 / 0.71" and row[-11] == "– / –" and identity[-11] == "–"
 
 
 def test_config_drift_names_each_changed_setting_and_ignores_bookkeeping(bench):
@@ -138,5 +139,6 @@ def test_scenes_follow_ceiling_is_what_a_perfect_exemplar_follower_scores(bench,
         out = _guided_scores(PerfectFollower(dst), x, truth, "b" if dst == "a" else "a", dst,
                              EvalOptions(batch_size=8, progress=False), "cpu")
         assert out["guided"]["ssim"] == pytest.approx(1.0, abs=1e-5)
-        assert out["style_follow"]["ssim"] == pytest.approx(ceiling[dst], abs=1e-5)
-        assert 0 < ceiling[dst] < 0.2
+        assert out["style_follow"]["ssim"] == pytest.approx(ceiling[dst]["ssim"], abs=1e-5)
+        assert out["style_follow"]["l1"] == pytest.approx(ceiling[dst]["l1"], abs=1e-5)
+        assert 0 < ceiling[dst]["ssim"] < 0.2 and 0 < ceiling[dst]["l1"] < 0.3
