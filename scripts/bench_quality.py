@@ -120,6 +120,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "tokens-0.3": ("recipe plus the token cross-entropy at weight 0.3", ["loss.content_tokens=0.3"], "disjoint"),
     "disc-start-300": ("the recipe with the adversarial terms from step 300 (reconstruction and style terms alone "
                        "before)", ["train.disc_start=300"], "disjoint"),
+    "style-encoded": ("the recipe plus the latent regression of the encoded (exemplar) styles, weight 1 (StarGAN v2's "
+                      "style reconstruction with reference styles)", ["loss.style_encoded=1"], "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
                      ["model.codebook.metric=cosine"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",

@@ -49,12 +49,14 @@ CURRENT_RECIPE = {"glyphs:cpu": "lowpass", "hei-kai:cpu": "lowpass", "emoji:cpu"
 # domain, of which a direction takes its target domain's; "one": one cell for both directions.
 COLUMNS = (("SSIM ↑", "SSIM", "dir"), ("nearer ↑", "nearer", "dir"), ("style acc.", "style acc.", "dir"),
            ("diversity", "diversity", "dir"), ("guided SSIM ↑", "guided SSIM", "pair"),
-           ("style follow ↑", "style follow", "pair"), ("style spread", "style spread", "target"),
+           ("style follow ↑", "style follow", "pair"), ("style follow L1 ↑", "style follow L1", "pair"),
+           ("style spread", "style spread", "target"),
            ("codec SSIM ↑", "codec SSIM", "target"), ("same token", "same token", "one"))
 # A card's figure for each column: (key under eval, digits; under eval.DIRECTION unless per domain or global).
 CARD_KEYS = {"SSIM": ("ssim", 3), "nearer": ("nearer_than_input", 2), "style acc.": ("style_accuracy", 2),
              "diversity": ("diversity_l1", 4), "guided SSIM": ("guided_ssim", 3),
-             "style follow": ("style_follow_ssim", 3), "style spread": ("style_spread", 2),
+             "style follow": ("style_follow_ssim", 3), "style follow L1": ("style_follow_l1", 3),
+             "style spread": ("style_spread", 2),
              "codec SSIM": ("codec_ceiling_ssim", 3), "same token": ("same_item_same_token", 3)}
 
 

@@ -163,6 +163,7 @@ def eval_summary(report: dict) -> dict:
             out[direction].update({
                 "guided_ssim": round(d["guided"]["ssim"], 4), "shuffled_exemplar_ssim": round(d["shuffled"]["ssim"], 4),
                 "style_follow_ssim": round(d["style_follow"]["ssim"], 4),
+                "style_follow_l1": round(d["style_follow"]["l1"], 4),
                 "random_style_recovery": round(d.get("random_style_recovery", float("nan")), 3),
             })
     out["reconstruction_l1"] = {k: round(v["l1"], 4) for k, v in report.get("reconstruction", {}).items()}
@@ -173,6 +174,8 @@ def eval_summary(report: dict) -> dict:
                                if v.get("spread") is not None}
     if report.get("codebook", {}).get("token_agreement") is not None:
         out["same_item_same_token"] = round(report["codebook"]["token_agreement"], 3)
+    if looks := report.get("codebook", {}).get("token_agreement_across_looks"):  # the synthetic scenes' control
+        out["same_token_one_season_other_look"] = {k: round(v, 3) for k, v in looks.items()}
     out["test_images"] = report.get("num_test")
     return out
 
@@ -281,7 +284,9 @@ def card_scores(card: dict) -> str:
     parts = [f"SSIM A→B / B→A {_pair(ev, 'ssim')} (input {_num(ev['a_to_b']['identity_ssim'])})",
              f"nearer the ground truth than the input {_pair(ev, 'nearer_than_input', pct=True)}"]
     if _pair(ev, "guided_ssim"):
-        parts.append(f"guided SSIM {_pair(ev, 'guided_ssim')}, style follow {_pair(ev, 'style_follow_ssim')}")
+        follow_l1 = f" (L1 {_pair(ev, 'style_follow_l1')})" if _pair(ev, "style_follow_l1") else ""
+        parts.append(f"guided SSIM {_pair(ev, 'guided_ssim')}, style follow {_pair(ev, 'style_follow_ssim')}"
+                     + follow_l1)
     for key, what in (("style_spread", "style spread"), ("codec_ceiling_ssim", "codec SSIM")):
         if key in ev:
             parts.append(f"{what} {_num(ev[key]['a'])} / {_num(ev[key]['b'])}")

@@ -47,7 +47,7 @@ def _report(ssim: float, nearer: float = 0.6) -> dict:
     d = {"ground_truth": {"ssim": ssim, "l1": 0.1}, "identity": {"ssim": 0.4, "l1": 0.2},
          "nearer_than_input": nearer, "style_accuracy": 0.9, "diversity": {"pixel_l1": 0.01},
          "retrieval": {"output": 0.3, "identity": 0.5}, "guided": {"ssim": ssim + 0.01},
-         "style_follow": {"ssim": 0.02}}
+         "style_follow": {"ssim": 0.02, "l1": 0.03}}
     rec = {"a": {"ssim": 0.7, "kept": 0.9}, "b": {"ssim": 0.8, "kept": 0.8}}
     return {"directions": {"a_to_b": d, "b_to_a": d}, "codebook": {"token_agreement": 0.2}, "reconstruction": rec,
             "style": {"a": {"spread": 0.5}, "b": {"spread": 0.6}}}
@@ -70,10 +70,11 @@ def _row(text: str, label: str, direction: str = "A→B") -> list[str]:
 def test_a_figure_changed_in_a_table_shows_in_the_summary(figures, bench):
     first = figures.render(_doc(bench, 0.5), cards={}, recorded={})
     row = _row(first, "recipe")
-    # benchmark, direction, row, SSIM, nearer, style acc., diversity, guided, follow, spread, codec, same token, source
-    assert row[3:12] == ["0.500", "0.60", "0.90", "0.0100", "0.510", "0.020", "0.60", "0.800", "0.200"]
-    assert row[12] == "glyphs:cpu, `recipe`"
-    assert _row(first, "recipe", "B→A")[9:11] == ["0.50", "0.700"]  # B→A lands in domain A
+    # benchmark, direction, row, SSIM, nearer, style acc., diversity, guided, follow, follow L1, spread, codec,
+    # same token, source
+    assert row[3:13] == ["0.500", "0.60", "0.90", "0.0100", "0.510", "0.020", "0.030", "0.60", "0.800", "0.200"]
+    assert row[13] == "glyphs:cpu, `recipe`"
+    assert _row(first, "recipe", "B→A")[10:12] == ["0.50", "0.700"]  # B→A lands in domain A
     assert _row(first, "identity")[3:5] == ["0.400", "0"] and _row(first, "paired ceiling")[3] == "0.550"
     assert _row(figures.render(_doc(bench, 0.512), cards={}, recorded={}), "recipe")[3] == "0.512"
 
@@ -82,7 +83,7 @@ def test_a_row_trained_before_its_config_changed_is_marked(figures, bench):
     drift = ("Reused runs trained with settings their row no longer has (the config file changed since): "
              "**recipe**: loss.lowpass: run 0.0, now 1.0.")
     text = figures.render(_doc(bench, 0.5, drift), cards={}, recorded={})
-    assert _row(text, "recipe")[12] == "glyphs:cpu, `recipe` (trained before its config's last change)"
+    assert _row(text, "recipe")[13] == "glyphs:cpu, `recipe` (trained before its config's last change)"
 
 
 def test_a_built_in_model_without_a_table_row_comes_from_its_card(figures, bench):
@@ -91,8 +92,8 @@ def test_a_built_in_model_without_a_table_row_comes_from_its_card(figures, bench
         "b_to_a": {"ssim": 0.3189}, "codec_ceiling_ssim": {"a": 0.6, "b": 0.7}}, "trained": {"steps": 2500}}
     text = figures.render(_doc(bench, 0.5), cards={"glyphs": card}, recorded={})
     row = _row(text, "built-in model")
-    assert row[3:7] == ["0.445", "0.75", "0.99", "0.0178"] and row[10] == "0.700" and row[5 + 3] == "–"
-    assert "card of `glyphs`, 2500 steps" in row[12]  # a card row may be trained longer than the tables
+    assert row[3:7] == ["0.445", "0.75", "0.99", "0.0178"] and row[11] == "0.700" and row[5 + 3] == "–"
+    assert "card of `glyphs`, 2500 steps" in row[13]  # a card row may be trained longer than the tables
 
 
 def test_the_screening_table_compares_each_lever_with_the_row_it_changes(figures):
