@@ -131,6 +131,34 @@ def test_ema_follows_the_model_with_a_ramped_decay():
     assert not any(p.requires_grad for p in ema.model.parameters())
 
 
+def test_ema_whitens_its_styles_with_statistics_of_its_own_encoders(make_tiny_cfg):
+    """Given the real batch, the moving average tracks whitening statistics of its own style encoders' outputs, not
+    the training model's (whose encoder has moved on: whitening scales tiny raw spreads up a hundredfold, so a small
+    offset of the mean puts the average's styles far from where its decoders were trained). Other buffers are
+    copied, and without a batch every buffer is."""
+    cfg = make_tiny_cfg("model.style_norm=true")
+    x = _train_batch(cfg)
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        for enc in model.style_encoders.values():
+            enc.head.bias.add_(1.0)  # the training encoder has moved on
+            enc.posterior(x["a"])  # ... and tracked its own statistics
+    ema.update(model, 100, x)  # decay 0.9: the average moves a tenth of the way
+    with torch.no_grad():
+        for d in "ab":
+            own = ema.model.style_encoders[d]
+            raw = own.head(own.features(x[d]).mean(dim=(2, 3)))  # the average's styles, before whitening
+            assert torch.allclose(own.running_mean, raw.mean(0), atol=1e-6)  # first batch: a plain average
+            assert torch.allclose(own.running_cov, torch.cov(raw.T), atol=1e-6)
+            assert (model.style_encoders[d].running_mean - own.running_mean).abs().min() > 0.5
+    assert torch.equal(ema.model.quantizer.usage, model.quantizer.usage)  # other buffers: copied
+    plain = EMA(model, decay=0.9)
+    plain.update(model, 1)  # no batch: every buffer copied
+    assert torch.equal(plain.model.style_encoders["a"].running_mean, model.style_encoders["a"].running_mean)
+
+
 def test_recipe_run_trains_saves_and_resumes_exactly(tmp_path, make_tiny_cfg):
     """Every recipe term on: the losses are logged and finite; the checkpoint holds the average, which
     inference (and the codec id) uses; a run stopped and resumed ends in the same bytes."""

@@ -51,16 +51,31 @@ class StyleEncoder(nn.Module):
     def _scale(self, mu: torch.Tensor, logvar: torch.Tensor | None, track: bool):
         if not self.standardize:
             return mu, logvar
-        if track and self.training and mu.shape[0] > 1:
-            with torch.no_grad():  # a plain average over the first batches, then a moving one
-                m = mu.detach().float()
-                weight = max(self.momentum, 1.0 / (int(self.num_tracked) + 1))
-                self.running_mean.lerp_(m.mean(0), weight)
-                self.running_cov.lerp_(torch.cov(m.T).reshape_as(self.running_cov), weight)
-                self.num_tracked += 1
+        if track and self.training:
+            self._track(mu)
         whiten, log_scale = self.whitening()
         mu = (mu - self.running_mean) @ whiten.to(mu.dtype)
         return mu, (logvar + 2 * log_scale if logvar is not None else None)
+
+    @torch.no_grad()
+    def _track(self, mu: torch.Tensor) -> None:
+        """Move the running statistics toward a batch of raw (not yet whitened) styles: a plain average over the
+        first batches, then a moving one."""
+        if mu.shape[0] < 2:
+            return
+        m = mu.detach().float()
+        weight = max(self.momentum, 1.0 / (int(self.num_tracked) + 1))
+        self.running_mean.lerp_(m.mean(0), weight)
+        self.running_cov.lerp_(torch.cov(m.T).reshape_as(self.running_cov), weight)
+        self.num_tracked += 1
+
+    @torch.no_grad()
+    def track(self, x: torch.Tensor) -> None:
+        """Move the running statistics toward the styles this encoder, as it is now, gives the real images x,
+        in any mode: a moving average of the weights keeps statistics of its own outputs (as SWA re-estimates
+        batch norm), not those of the encoder it averages, which runs ahead of it."""
+        if self.standardize:
+            self._track(self.head(self.features(x).mean(dim=(2, 3))))
 
     def whitening(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The symmetric whitening matrix (cov + eps I)^(-1/2) of the running statistics, and the log of its

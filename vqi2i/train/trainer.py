@@ -386,20 +386,31 @@ def discriminator_step(
 
 
 class EMA:
-    """An exponential moving average of a model's weights (buffers copied), for inference. The decay ramps
-    up from 0 as (1 + step) / (10 + step), so early averages do not hold on to the random initialisation."""
+    """An exponential moving average of a model's weights, for inference. The decay ramps up from 0 as
+    (1 + step) / (10 + step), so early averages do not hold on to the random initialisation. Buffers are copied,
+    except the whitening statistics of standardized style encoders: given the real batch, the average tracks those
+    of its own encoders' outputs (the training model's statistics describe a style encoder that has moved on, and
+    whitening the average's styles with them puts its encoded styles where its decoders were not trained)."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        encoders = getattr(self.model, "style_encoders", None) or {}
+        self.own_stats = {f"style_encoders.{d}.{k}" for d, enc in encoders.items() if enc.standardize
+                          for k in ("running_mean", "running_cov", "num_tracked")}
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
+    def update(self, model: torch.nn.Module, step: int, batch: dict[str, torch.Tensor] | None = None) -> None:
         decay = min(self.decay, (1 + step) / (10 + step))
         for ema_p, p in zip(self.model.parameters(), model.parameters()):
             ema_p.lerp_(p.detach(), 1.0 - decay)
-        for ema_b, b in zip(self.model.buffers(), model.buffers()):
-            ema_b.copy_(b)
+        own = self.own_stats if batch is not None else set()
+        for (name, ema_b), b in zip(self.model.named_buffers(), model.buffers()):
+            if name not in own:
+                ema_b.copy_(b)
+        if own:
+            for d, enc in self.model.style_encoders.items():
+                enc.track(batch[d])
 
 
 PREVIEW_ROWS = 4  # images per domain in a sample sheet (and its reconstruction L1); the style spread uses the batch
@@ -547,7 +558,7 @@ def _train(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), T.grad_clip)
             opt_g.step()
             if ema is not None:
-                ema.update(model, step)
+                ema.update(model, step, x)
             discs.requires_grad_(True)
 
             if adversarial:
