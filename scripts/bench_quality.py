@@ -122,9 +122,6 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                        "before)", ["train.disc_start=300"], "disjoint"),
     "style-encoded": ("the recipe plus the latent regression of the encoded (exemplar) styles, weight 1 (StarGAN v2's "
                       "style reconstruction with reference styles)", ["loss.style_encoded=1"], "disjoint"),
-    "regress-noise-0.2": ("the recipe with Gaussian noise (std 0.2) on translations before they are encoded again for "
-                          "the content and style regressions (against hidden high-frequency codes)",
-                          ["loss.regress_noise=0.2"], "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
                      ["model.codebook.metric=cosine"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",

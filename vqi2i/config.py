@@ -87,8 +87,6 @@ DEFAULTS: dict[str, Any] = {
         "lowpass_size": 8,  # ... to this many cells a side
         "mode_seek": 0.0,  # mode seeking (multimodal): two styles of one content must give visibly different images
         "mode_seek_target": 0.1,  # ... until their pixel L1 per unit of style L1 reaches this (a hinge)
-        "regress_noise": 0.0,  # std of Gaussian noise on a translation before it is encoded again (content and style
-        # regression): latent codes can no longer hide in faint high-frequency patterns (Bashkirova et al. 2019)
     },
     "train": {
         "seed": 0,
@@ -266,8 +264,6 @@ def validate(cfg: DictConfig) -> None:
     for key in ("n_embed", "embed_dim", "style_dim", "num_res_blocks", "dec_up_ch"):
         if int(m[key]) < 1:
             raise UserError(f"model.{key} must be >= 1, got {m[key]}")
-    if float(cfg.loss.regress_noise) < 0:
-        raise UserError(f"loss.regress_noise must be >= 0 (a noise std in image units), got {cfg.loss.regress_noise}")
     if int(cfg.loss.lowpass_size) < 1:
         raise UserError(f"loss.lowpass_size must be >= 1 (cells a side), got {cfg.loss.lowpass_size}")
     if not 0.0 <= float(cfg.train.ema) < 1.0:

@@ -98,13 +98,6 @@ def content_tokens(recovered: torch.Tensor, codebook: torch.Tensor, tokens: torc
     return F.cross_entropy(logits, tokens.reshape(-1).long())
 
 
-def add_noise(x: torch.Tensor, std: float) -> torch.Tensor:
-    """x plus Gaussian noise of this std (x itself when std is 0): what a translation is encoded again from, so
-    that the latent regressions cannot be met by a faint high-frequency pattern the encoder alone reads (CycleGAN
-    steganography: Chu et al. 2017; noise as the defence: Bashkirova et al. 2019)."""
-    return x + std * torch.randn_like(x) if std > 0 else x
-
-
 def style_regression(recovered: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     """L1 of the style encoded from a translation to the style it was made with (a fixed target): latent style
     reconstruction (MUNIT: Huang et al. 2018)."""

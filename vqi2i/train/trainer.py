@@ -209,8 +209,7 @@ def generator_step(
                                               int(L.lowpass_size)) for d in DOMAINS)
     # a translation keeps the content it was made from (checked on the random-style translations, as MUNIT does;
     # the decoder is the same for encoded styles)
-    reread = {d: losses.add_noise(out.trans_rand[d], float(L.regress_noise)) for d in DOMAINS}  # encoded again
-    recovered = {d: model.content_features(reread[d]) for d in DOMAINS}
+    recovered = {d: model.content_features(out.trans_rand[d]) for d in DOMAINS}
     terms["content"] = sum(losses.content_regression(recovered[d], q[OTHER[d]].z_q) for d in DOMAINS)
     if L.content_tokens > 0:
         codebook = model.quantizer.codebook()
@@ -224,12 +223,11 @@ def generator_step(
         terms["cycle"] = sum(losses.cycle(back[d], x[d]) for d in DOMAINS)
     if model.multimodal:  # the style encoder recovers the random style a translation was made with (MUNIT), and
         # with loss.style_encoded the encoded one
-        terms["style"] = sum(losses.style_regression(model.encode_style(reread[d], d), random_styles[d])
+        terms["style"] = sum(losses.style_regression(model.encode_style(out.trans_rand[d], d), random_styles[d])
                              for d in DOMAINS)
         if L.style_encoded > 0:
-            terms["style_encoded"] = sum(
-                losses.style_regression(model.encode_style(losses.add_noise(out.trans_enc[d], float(L.regress_noise)),
-                                                           d), styles[d]) for d in DOMAINS)
+            terms["style_encoded"] = sum(losses.style_regression(model.encode_style(out.trans_enc[d], d), styles[d])
+                                         for d in DOMAINS)
         if L.mode_seek > 0:
             terms["mode_seek"] = sum(losses.mode_seeking(out.trans_enc[d], out.trans_rand[d], styles[d],
                                                          random_styles[d], L.mode_seek_target) for d in DOMAINS)
