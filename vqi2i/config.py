@@ -123,7 +123,7 @@ DEFAULTS: dict[str, Any] = {
 DROPPED: dict[str, Any] = {
     "model.shared_decoder": False, "model.dec_attn": False, "data.hue": 0.0, "loss.trans_fm": 0.0,
     "loss.look_invariance": 0.0, "model.content_input_norm": False, "loss.code_usage": 0.0,
-    "loss.content_trains": "both",
+    "loss.content_trains": "both", "loss.regress_noise": 0.0,
 }
 
 
