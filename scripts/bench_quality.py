@@ -122,6 +122,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                        "before)", ["train.disc_start=300"], "disjoint"),
     "style-encoded": ("the recipe plus the latent regression of the encoded (exemplar) styles, weight 1 (StarGAN v2's "
                       "style reconstruction with reference styles)", ["loss.style_encoded=1"], "disjoint"),
+    "disc-layers-2": ("the recipe with two-layer PatchGANs (34-px patches at the full scale, 70 px in the recipe): "
+                      "the full-scale critic judges local texture, the half-scale one the whole picture",
+                      ["disc.n_layers=2"], "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
                      ["model.codebook.metric=cosine"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
