@@ -38,7 +38,9 @@ def test_the_built_in_rows_of_the_tables_are_the_shipped_models(figures):
         if block is None or "builtin" not in block.rows:
             continue
         for direction, d in (("A→B", "a_to_b"), ("B→A", "b_to_a")):
-            assert block.rows["builtin"][f"SSIM {direction}"] == f"{card['eval'][d]['ssim']:.3f}", (name, direction)
+            # the card keeps 4 digits, the table 3 of the unrounded figure: they may part by a rounding tie
+            table, on_card = float(block.rows["builtin"][f"SSIM {direction}"]), card["eval"][d]["ssim"]
+            assert abs(table - on_card) <= 0.0005 + 1e-9, (name, direction, table, on_card)
         checked += 1
     assert checked >= 2  # glyphs, emoji
 
