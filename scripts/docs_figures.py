@@ -277,6 +277,8 @@ LEVERS = (
     Lever("f = 4 (16x16 tokens) for the emoji built-in (`model.ch_mult=[1,2,2]`, f = 8 in the config)",
           "emoji:builtin", (("builtin", "previous-builtin"),), "kept (emoji built-in)",
           ("codec SSIM", "style acc.", "same token")),
+    Lever("f = 4 (16x16 tokens) on the glyph config (`model.ch_mult=[1,2,2]`)", "glyphs:codec",
+          (("f4", "builtin"),), "f = 8 kept (glyphs)", ("codec SSIM", "kept", "same token")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the emoji config", "emoji:style-path",
           (("style-path", "builtin"),), "not adopted (emoji)", ("style spread", "style follow", "codec SSIM")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the glyph config",
