@@ -308,7 +308,11 @@ def readme_table() -> str:
              "| --- | --- | --- | --- |"]
     for name in available():
         card = yaml.safe_load((get(name).path / "card.yaml").read_text())
-        trained = f"`{card['trained']['config']}`, {card['trained']['steps']} steps"
+        train = next((c for c in card["trained"].get("commands", []) if c.startswith("vqi2i train ")), "")
+        changed = [w for w in train.split() if "=" in w and w.split("=")[0] not in ("name", "data.root",
+                                                                                  "train.max_steps")]
+        trained = (f"`{card['trained']['config']}`" + "".join(f" `{w}`" for w in changed)
+                   + f", {card['trained']['steps']} steps")
         lines.append(f"| `{name}` | {card['description']} | {trained} | {card_scores(card)} |")
     return "\n".join([*lines, TABLE_MARKS[1]])
 
