@@ -125,6 +125,7 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "disc-layers-2": ("the recipe with two-layer PatchGANs (34-px patches at the full scale, 70 px in the recipe): "
                       "the full-scale critic judges local texture, the half-scale one the whole picture",
                       ["disc.n_layers=2"], "disjoint"),
+    "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
                      ["model.codebook.metric=cosine"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",

@@ -271,6 +271,8 @@ LEVERS = (
     Lever("latent regression of the encoded (exemplar) styles too (`loss.style_encoded=1`, StarGAN v2)", "scenes:cpu",
           (("style-encoded", "recipe"),), "off (option: the style encoders collapse)",
           ("style spread", "style follow", "diversity")),
+    Lever("adversarial weight 0.25 (`loss.adv`, 0.5 in the scenes recipe)", "scenes:cpu", (("adv-0.25", "recipe"),),
+          "0.5 kept (gains within the noise, less diversity)", ("guided SSIM", "same token", "diversity")),
     Lever("two-layer PatchGANs (`disc.n_layers=2`: 34-px patches at the full scale, 70 px in the recipe)",
           "scenes:cpu", (("disc-layers-2", "recipe"),), "3 kept", ("guided SSIM", "same token", "codec SSIM")),
     Lever("Gaussian noise (std 0.2) on translations before they are encoded again (`loss.regress_noise`)",
