@@ -308,14 +308,11 @@ def scenes_follow_ceiling(data_root: Path) -> dict[str, dict[str, float]] | None
     own, other = test_scenes_with_looks(data_root, 0), test_scenes_with_looks(data_root, 1)
     if own is None or other is None:
         return None
-    import torch  # only here: the scenes' ceiling is the one thing this script computes itself
-
+    # imported here: the scenes' ceiling is the one thing this script computes itself
     from vqi2i.eval.metrics import paired_scores
+    from vqi2i.images import from_uint8
 
-    def unit(a):
-        return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-    scores = {d: paired_scores(unit(other[d]), unit(own[d])) for d in "ab"}
+    scores = {d: paired_scores(from_uint8(other[d]), from_uint8(own[d])) for d in "ab"}
     return {d: {"ssim": 1.0 - float(sc["ssim"].mean()), "l1": float(sc["l1"].mean())} for d, sc in scores.items()}
 
 

@@ -170,7 +170,7 @@ def test_eval_on_scenes_reports_same_tokens_under_another_look(tmp_path):
                  "--classifier-steps", "5", "--no-progress", "--device", "cpu"]) == 0
     looks = json.loads(out.read_text())["codebook"]["token_agreement_across_looks"]
     model, _ = load_model(tmp_path / "run")
-    unit = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1  # noqa: E731
+    from vqi2i.images import from_uint8 as unit
     own, other = test_scenes_with_looks(data, 0), test_scenes_with_looks(data, 1)
     with torch.no_grad():
         for d in "ab":

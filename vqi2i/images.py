@@ -93,6 +93,11 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
+def from_uint8(a: np.ndarray) -> torch.Tensor:
+    """uint8 images [N,H,W,C] (numpy, as the synthetic data sets draw them) -> float [N,C,H,W] in [-1,1]."""
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def to_uint8(t: torch.Tensor) -> torch.Tensor:
     """[C,H,W] float in [-1,1] (C = 1 or 3) -> uint8 tensor [C,H,W] in [0,255] on the CPU."""
     if t.dim() != 3 or t.shape[0] not in (1, 3):

@@ -36,7 +36,7 @@ from vqi2i.errors import UserError
 from vqi2i.eval import classifier as clf
 from vqi2i.eval import metrics
 from vqi2i.eval.inception import inception_features, load_inception
-from vqi2i.images import list_images, load_image
+from vqi2i.images import from_uint8, list_images, load_image
 from vqi2i.models.style_encoder import style_spread
 
 DIRECTIONS = (("a", "b"), ("b", "a"))
@@ -300,7 +300,7 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
     if relooked is not None:
         across = {}
         for d in "ab":
-            x = torch.from_numpy(relooked[d][: len(tokens[d])]).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = from_uint8(relooked[d][: len(tokens[d])])
             if x.shape != test.images[d].shape:  # resized or cropped for the model: no position-wise match
                 continue
             toks = torch.cat(_batched(lambda sl, x=x: model.encode_content(x[sl].to(device))[0].cpu(), len(x),
