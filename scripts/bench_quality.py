@@ -126,6 +126,14 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                       "the full-scale critic judges local texture, the half-scale one the whole picture",
                       ["disc.n_layers=2"], "disjoint"),
     "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
+    "recon-ssim-3": ("the recipe with the (1 - SSIM) reconstruction term at weight 3 (1 in the recipe)",
+                     ["loss.recon_ssim=3"], "disjoint"),
+    "dec-ch-128": ("the recipe with decoders twice as wide at the token grid (dec_ch 128, 64 in the scenes recipe)",
+                   ["model.dec_ch=128"], "disjoint"),
+    "recipe-seed-1": ("the recipe trained from another seed (1; every other row: 0): the spread between two draws",
+                      ["train.seed=1"], "disjoint"),
+    "disc-ndf-32": ("the recipe with discriminators twice as wide (ndf 32, 16 in the scenes recipe)", ["disc.ndf=32"],
+                    "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
                      ["model.codebook.metric=cosine"], "disjoint"),
     "codebook-512": ("no-recon-ssim with 512 codes (9 bits a token instead of 7)",
@@ -213,6 +221,13 @@ def logged_minutes(run: Path) -> float:
         total += (rec["step"] - last) / max(rec.get("steps_per_s", 0.0), 1e-9)
         last = rec["step"]
     return total / 60
+
+
+def row_seed(row: str, default: int) -> int:
+    """The seed a row trains with: its own (a `train.seed=N` override: the same recipe from another draw), else the
+    command's --seed (evaluation always uses the command's, so every row is scored on the same random styles)."""
+    seeds = [int(o.split("=", 1)[1]) for o in ROWS[row][1] if o.startswith("train.seed=")]
+    return seeds[-1] if seeds else default
 
 
 def current_eval(report: Path, steps: int, seed: int) -> bool:
@@ -447,7 +462,7 @@ def main() -> int:
         if args.batch_size:
             ov.append(f"train.batch_size={args.batch_size}")
         return ["train", str(ROOT / bench.config), *ov, "--out", str(out / row), "--overwrite", "--device",
-                args.device, "--seed", str(args.seed), "--no-progress"]
+                args.device, "--seed", str(row_seed(row, args.seed)), "--no-progress"]
 
     def done(row: str) -> bool:
         state = out / row / "checkpoints" / f"step-{args.steps:07d}" / "state.json"
@@ -461,7 +476,8 @@ def main() -> int:
 
     drift = {}  # a reused run trained with settings its row no longer has (the config file changed since)
     for row in reused:
-        ov = [i for i in train_cmd(row) if "=" in i] + [f"train.device={args.device}", f"train.seed={args.seed}"]
+        ov = [i for i in train_cmd(row) if "=" in i]
+        ov += [f"train.device={args.device}", f"train.seed={row_seed(row, args.seed)}"]
         saved = OmegaConf.to_container(from_yaml_text(
             (out / row / "checkpoints" / f"step-{args.steps:07d}" / "config.yaml").read_text()), resolve=True)
         wanted = OmegaConf.to_container(load_config(ROOT / bench.config, ov), resolve=True)

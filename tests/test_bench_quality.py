@@ -39,6 +39,11 @@ def test_an_evaluation_is_reused_only_for_the_same_checkpoint_seed_and_metrics(b
     assert not bench.current_eval(path, 1500, 0)
 
 
+def test_a_row_trains_with_its_own_seed_or_the_commands(bench):
+    assert bench.row_seed("recipe-seed-1", 0) == 1 and bench.row_seed("recipe-seed-1", 5) == 1
+    assert bench.row_seed("recipe", 0) == 0 and bench.row_seed("recipe", 3) == 3
+
+
 def test_the_table_puts_identity_first_with_its_content_kept_share(bench):
     lines = bench.table({"recipe": _report()}, {"recipe": 30.0}).splitlines()
     assert "kept A→B" in lines[0] and lines[0].count("|") == lines[1].count("|")
