@@ -132,6 +132,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                    ["model.dec_ch=128"], "disjoint"),
     "recipe-seed-1": ("the recipe trained from another seed (1; every other row: 0): the spread between two draws",
                       ["train.seed=1"], "disjoint"),
+    "recon-ssim-3-seed-1": ("recon-ssim-3 trained from seed 1", ["loss.recon_ssim=3", "train.seed=1"], "disjoint"),
+    "disc-ndf-32-seed-1": ("disc-ndf-32 trained from seed 1", ["disc.ndf=32", "train.seed=1"], "disjoint"),
     "disc-ndf-32": ("the recipe with discriminators twice as wide (ndf 32, 16 in the scenes recipe)", ["disc.ndf=32"],
                     "disjoint"),
     "cosine-codes": ("the recipe with l2-normalised codes and encodings (cosine nearest code, ViT-VQGAN)",
