@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -222,3 +224,19 @@ def test_checkpoint_and_data_set_folders_follow_the_umask(tmp_path):
              tmp_path / "data" / "manifest.json"]
     for file in files:
         assert file.stat().st_mode & 0o777 == 0o640, file
+
+
+def test_a_data_set_written_over_a_symlinked_folder_replaces_its_target(tmp_path):
+    """`vqi2i data ... OUT --overwrite` where OUT is a link to a data set (as benchmark folders often are): the
+    set it points to is replaced, the link stays, no traceback."""
+    from vqi2i.data.glyphs import write_dataset
+
+    target = tmp_path / "sets" / "emoji"
+    write_dataset(target, {"trainA": {"old.png": Image.new("L", (4, 4))}}, "manifest.json", {"v": 1})
+    link = tmp_path / "bench" / "data"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    write_dataset(link, {"trainA": {"new.png": Image.new("L", (4, 4))}}, "manifest.json", {"v": 2})
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert [f.name for f in (target / "trainA").iterdir()] == ["new.png"]
+    assert json.loads((link / "manifest.json").read_text()) == {"v": 2}

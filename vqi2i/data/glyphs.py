@@ -229,7 +229,9 @@ def write_dataset(out: Path, folders: dict[str, dict[str, Image.Image]], manifes
     """Save folders ({"trainA": {file name: image}, ...}) and the manifest JSON into `out`.
 
     Everything goes into a fresh folder beside `out` first, then is swapped in: a failure leaves `out` untouched.
+    Where `out` is a symbolic link to a folder, the folder it points to is replaced and the link kept.
     """
+    out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir(out.parent, prefix=f".{out.name}.")
     try:
