@@ -302,8 +302,11 @@ LEVERS = (
           "scenes:cpu", (("regress-noise-0.2", "recon-ssim-1"),), "dropped (removed)",
           ("codec SSIM", "guided SSIM", "diversity")),
     Lever("f = 4 (16x16 tokens) for the emoji built-in (`model.ch_mult=[1,2,2]`, f = 8 in the config)",
-          "emoji:builtin", (("builtin", "previous-builtin"),), "kept (emoji built-in)",
+          "emoji:builtin", (("f4-recon-ssim-1", "previous-builtin"),), "kept (emoji built-in)",
           ("codec SSIM", "style acc.", "same token")),
+    Lever("(1 - SSIM) reconstruction term at the scenes recipe's weight 3 for the emoji built-in (f = 4; 1 in the "
+          "config)", "emoji:builtin", (("builtin", "f4-recon-ssim-1"),), "kept (emoji built-in)",
+          ("codec SSIM", "colour err.", "same token")),
     Lever("f = 4 (16x16 tokens) on the glyph config (`model.ch_mult=[1,2,2]`)", "glyphs:codec",
           (("f4", "builtin"),), "f = 8 kept (glyphs)", ("codec SSIM", "kept", "same token")),
     Lever("the scenes style terms unchanged (whitened styles, look transfer 5) on the emoji config", "emoji:style-path",
