@@ -128,6 +128,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                       "the full-scale critic judges local texture, the half-scale one the whole picture",
                       ["disc.n_layers=2"], "disjoint"),
     "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
+    "recon-ssim-3": ("recipe plus the (1 - SSIM) reconstruction term at the scenes recipe's weight 3",
+                     ["loss.recon_ssim=3"], "disjoint"),
     "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 (3 in the scenes recipe): the "
                      "recipe before weight 3, which the other scenes levers were tried on", ["loss.recon_ssim=1"],
                      "disjoint"),

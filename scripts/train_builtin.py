@@ -56,12 +56,13 @@ SPECS: dict[str, Spec] = {
         "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={SCENES_STEPS}"], ("summer", "winter"),
         attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
         random_styles="Drawn from a Gaussian fitted to the styles of real images (whitened styles), they change a "
-        "translation's tint and time of day: blue, orange-dusk or purple skies in summer; white, lilac, pink-grey or "
-        "teal-grey winters; scored at least as well as another image's style taken as an exemplar. Summer to winter "
-        "outputs keep faint mountain ridges but carry colour speckle (yellow, pink, green, blue) on and around the "
-        "trees; winter to summer trees are dark-green shapes, and a lake can take the style's colour (pink or purple). "
-        "An exemplar's look is followed: clearly winter to summer (a dusk exemplar gives a pink-purple sky, a midday "
-        "one a blue sky), weakly summer to winter (a lilac exemplar gives a lilac tint).",
+        "translation's tint and time of day: blue, orange-dusk, purple or dark-blue skies in summer; lilac, "
+        "white-blue, teal or pink-grey winters; scored about as well as another image's style taken as an exemplar. "
+        "Summer to winter trees are dark shapes, some with faint green, blue or yellow fringes, and a pale white-blue "
+        "style can wash them out; mountain ridges are faint. Winter to summer trees are dark-green shapes, and a "
+        "lake can take the style's colour (pink or purple). An exemplar's look is followed: clearly winter to summer "
+        "(a dusk exemplar gives a pink-purple sky, a midday one a blue sky), weakly summer to winter (a lilac "
+        "exemplar gives a lilac tint).",
     ),
     "scenes-prior": Spec(
         "prior", "a 4-layer GPT over the scenes translator's content tokens: generation, extension, completion",
