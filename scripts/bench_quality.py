@@ -130,6 +130,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
     "recon-ssim-3": ("recipe plus the (1 - SSIM) reconstruction term at the scenes recipe's weight 3",
                      ["loss.recon_ssim=3"], "disjoint"),
+    "recon-ssim-5": ("the recipe with the (1 - SSIM) reconstruction term at weight 5 (3 in the scenes recipe)",
+                     ["loss.recon_ssim=5"], "disjoint"),
+    "recon-ssim-5-seed-1": ("recon-ssim-5 trained from seed 1", ["loss.recon_ssim=5", "train.seed=1"], "disjoint"),
     "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 (3 in the scenes recipe): the "
                      "recipe before weight 3, which the other scenes levers were tried on", ["loss.recon_ssim=1"],
                      "disjoint"),
