@@ -133,6 +133,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "recon-ssim-5": ("the recipe with the (1 - SSIM) reconstruction term at weight 5 (3 in the scenes recipe)",
                      ["loss.recon_ssim=5"], "disjoint"),
     "recon-ssim-5-seed-1": ("recon-ssim-5 trained from seed 1", ["loss.recon_ssim=5", "train.seed=1"], "disjoint"),
+    "recon-ssim-5-mode-seek": ("recon-ssim-5 plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1: "
+                               "a guard against the style encoder's collapse",
+                               ["loss.recon_ssim=5", "loss.mode_seek=1"], "disjoint"),
     "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 (3 in the scenes recipe): the "
                      "recipe before weight 3, which the other scenes levers were tried on", ["loss.recon_ssim=1"],
                      "disjoint"),
