@@ -88,8 +88,11 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                 "disjoint"),
     "f4-recon-ssim": ("recipe with f = 4 (16x16 tokens) and the (1 - SSIM) reconstruction term, weight 1",
                       ["model.ch_mult=[1,2,2]", "loss.recon_ssim=1"], "disjoint"),
-    "f4-recon-ssim-3": ("recipe with f = 4 (16x16 tokens) and the (1 - SSIM) reconstruction term at weight 3 (the "
-                        "scenes recipe's weight)", ["model.ch_mult=[1,2,2]", "loss.recon_ssim=3"], "disjoint"),
+    "f4-recon-ssim-3": ("recipe with f = 4 (16x16 tokens) and the (1 - SSIM) reconstruction term at weight 3",
+                        ["model.ch_mult=[1,2,2]", "loss.recon_ssim=3"], "disjoint"),
+    "f4-recon-ssim-3-mode-seek": ("f4-recon-ssim-3 (the emoji built-in's recipe) plus mode seeking (hinge at 0.1 pixel "
+                                  "L1 per unit of style L1), weight 1: the scenes recipe's collapse guard",
+                                  ["model.ch_mult=[1,2,2]", "loss.recon_ssim=3", "loss.mode_seek=1"], "disjoint"),
     "paired-f4": ("paired ceiling at f = 4 (16x16 tokens)", ["data.kind=paired", "model.ch_mult=[1,2,2]"], "shared"),
     "f4-adv-0.3": ("recipe with f = 4 (16x16 tokens) and adversarial weight 0.3",
                    ["model.ch_mult=[1,2,2]", "loss.adv=0.3"], "disjoint"),
@@ -128,22 +131,26 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                       "the full-scale critic judges local texture, the half-scale one the whole picture",
                       ["disc.n_layers=2"], "disjoint"),
     "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
-    "recon-ssim-3": ("recipe plus the (1 - SSIM) reconstruction term at the scenes recipe's weight 3",
+    "recon-ssim-3": ("recipe plus the (1 - SSIM) reconstruction term at weight 3",
                      ["loss.recon_ssim=3"], "disjoint"),
-    "recon-ssim-5": ("the recipe with the (1 - SSIM) reconstruction term at weight 5 (3 in the scenes recipe)",
-                     ["loss.recon_ssim=5"], "disjoint"),
-    "recon-ssim-5-seed-1": ("recon-ssim-5 trained from seed 1", ["loss.recon_ssim=5", "train.seed=1"], "disjoint"),
-    "recon-ssim-5-mode-seek": ("recon-ssim-5 plus mode seeking (hinge at 0.1 pixel L1 per unit of style L1), weight 1: "
-                               "a guard against the style encoder's collapse",
-                               ["loss.recon_ssim=5", "loss.mode_seek=1"], "disjoint"),
-    "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 (3 in the scenes recipe): the "
-                     "recipe before weight 3, which the other scenes levers were tried on", ["loss.recon_ssim=1"],
-                     "disjoint"),
+    "no-mode-seek": ("the recipe without mode seeking (`loss.mode_seek=0`; 1 in the scenes recipe): the SSIM term's "
+                     "weight 5 alone", ["loss.mode_seek=0"], "disjoint"),
+    "no-mode-seek-seed-1": ("no-mode-seek trained from seed 1", ["loss.mode_seek=0", "train.seed=1"], "disjoint"),
+    "before-mode-seek": ("the scenes recipe before mode seeking: (1 - SSIM) reconstruction term at weight 3, no mode "
+                         "seeking (5 and 1 in the recipe)", ["loss.recon_ssim=3", "loss.mode_seek=0"], "disjoint"),
+    "before-mode-seek-seed-1": ("before-mode-seek trained from seed 1",
+                                ["loss.recon_ssim=3", "loss.mode_seek=0", "train.seed=1"], "disjoint"),
+    "mode-seek-ssim-3": ("the recipe with the (1 - SSIM) reconstruction term at weight 3 (5 in the scenes recipe): "
+                         "mode seeking alone on the recipe before", ["loss.recon_ssim=3"], "disjoint"),
+    "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 and no mode seeking (5 and 1 in "
+                     "the scenes recipe): the recipe which most scenes levers were tried on",
+                     ["loss.recon_ssim=1", "loss.mode_seek=0"], "disjoint"),
     "dec-ch-128": ("the recipe with decoders twice as wide at the token grid (dec_ch 128, 64 in the scenes recipe)",
                    ["model.dec_ch=128"], "disjoint"),
     "recipe-seed-1": ("the recipe trained from another seed (1; every other row: 0): the spread between two draws",
                       ["train.seed=1"], "disjoint"),
-    "recon-ssim-1-seed-1": ("recon-ssim-1 trained from seed 1", ["loss.recon_ssim=1", "train.seed=1"], "disjoint"),
+    "recon-ssim-1-seed-1": ("recon-ssim-1 trained from seed 1",
+                            ["loss.recon_ssim=1", "loss.mode_seek=0", "train.seed=1"], "disjoint"),
     "disc-ndf-32-seed-1": ("disc-ndf-32 trained from seed 1", ["disc.ndf=32", "train.seed=1"], "disjoint"),
     "disc-ndf-32": ("the recipe with discriminators twice as wide (ndf 32, 16 in the scenes recipe)", ["disc.ndf=32"],
                     "disjoint"),
