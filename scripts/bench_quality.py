@@ -133,6 +133,9 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
     "adv-0.25": ("the recipe with adversarial weight 0.25 (0.5 in the scenes recipe)", ["loss.adv=0.25"], "disjoint"),
     "recon-ssim-3": ("recipe plus the (1 - SSIM) reconstruction term at weight 3",
                      ["loss.recon_ssim=3"], "disjoint"),
+    "recon-ssim-8": ("the recipe with the (1 - SSIM) reconstruction term at weight 8 (5 in the scenes recipe)",
+                     ["loss.recon_ssim=8"], "disjoint"),
+    "recon-ssim-8-seed-1": ("recon-ssim-8 trained from seed 1", ["loss.recon_ssim=8", "train.seed=1"], "disjoint"),
     "no-mode-seek": ("the recipe without mode seeking (`loss.mode_seek=0`; 1 in the scenes recipe): the SSIM term's "
                      "weight 5 alone", ["loss.mode_seek=0"], "disjoint"),
     "no-mode-seek-seed-1": ("no-mode-seek trained from seed 1", ["loss.mode_seek=0", "train.seed=1"], "disjoint"),

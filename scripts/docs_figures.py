@@ -339,6 +339,10 @@ LEVERS = (
     Lever("(1 - SSIM) reconstruction term at weight 3 (the scenes recipe's before mode seeking) for the emoji built-in "
           "(f = 4; 1 in the config)", "emoji:builtin", (("builtin", "f4-recon-ssim-1"),), "kept (emoji built-in)",
           ("codec SSIM", "colour err.", "same token")),
+    Lever("mode seeking (`loss.mode_seek=1`, the scenes recipe's collapse guard) for the emoji built-in",
+          "emoji:builtin", (("f4-recon-ssim-3-mode-seek", "builtin"),),
+          "off for emoji (the style encoders stay collapsed)",
+          ("style spread", "diversity", "codec SSIM")),
     Lever("f = 4 (16x16 tokens) on the glyph config (`model.ch_mult=[1,2,2]`)", "glyphs:codec",
           (("f4", "builtin"),), "f = 8 kept (glyphs)", ("codec SSIM", "kept", "same token")),
     Lever("(1 - SSIM) reconstruction term at weight 3 (the scenes recipe's before mode seeking) on the glyph config "
