@@ -78,8 +78,7 @@ SPECS: dict[str, Spec] = {
     "emoji": Spec(
         "translator", "emoji, Noto Color Emoji <-> Twemoji, 64 px RGB, 16x16 content tokens",
         # f = 4 instead of the config's 8: the codec keeps each emoji's colours (row f4 of docs/benchmarks.md); the
-        # (1 - SSIM) term at weight 3 (the scenes recipe's before mode seeking): codec SSIM >= 0.85 in both sets (row
-        # f4-recon-ssim-3)
+        # (1 - SSIM) term at the scenes recipe's weight 3: codec SSIM >= 0.85 in both sets (row f4-recon-ssim-3)
         "configs/emoji64.yaml", ["emoji"], [f"train.max_steps={STEPS}", "model.ch_mult=[1,2,2]", "loss.recon_ssim=3"],
         ("Noto Color Emoji", "Twemoji"),
         license=WEIGHTS_LICENSE + "; example and reference images: CC-BY 4.0 and SIL OFL 1.1, see attribution",

@@ -58,7 +58,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
     stdout = capsys.readouterr().out
     assert "| metric | A→B | B→A |" in stdout and "L1 to ground truth" in stdout and "content kept" in stdout
     assert "reconstruction content kept" in stdout and "reconstruction colour / layout error" in stdout
-    assert "tokens kept" in stdout
+    assert "tokens kept" in stdout and "dead last-layer channels" in stdout
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["checkpoint"] == str(ckpt) and report["variant"] == "multimodal"
     assert report["ground_truth_pairs"] == 3 and report["num_test"] == {"a": 3, "b": 3}
@@ -72,6 +72,8 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
         assert 0 <= d["style_accuracy"] <= 1 and 0 <= d["tokens_kept"] <= 1
         assert d["classifier_features"]["fd"] >= 0 and finite(d["classifier_features"]["kid"])
         assert d["diversity"]["pixel_l1"] > 0  # random styles change a multimodal model's output
+    for d in "ab":  # the style path: how many of the style encoder's last channels are dead on the whole test set
+        assert 0 <= report["style"][d]["dead"] <= 1
     for d in "ab":  # the codec's own content-kept bar
         assert 0 <= report["reconstruction"][d]["kept"] <= 1 and -1 <= report["reconstruction"][d]["ssim"] <= 1
         assert 0 <= report["reconstruction"][d]["coarse_l1"] <= report["reconstruction"][d]["l1"] + 1e-6

@@ -209,3 +209,53 @@ def test_style_recovery_by_hand():
     assert style_recovery(given, 3 * given + 1) == pytest.approx(1.0)  # read back exactly, up to scale and shift
     assert style_recovery(given, torch.zeros(64, 8) + 0.2) == pytest.approx(0.0, abs=1e-5)  # a constant: nothing
     assert abs(style_recovery(given, torch.randn(64, 8))) < 0.2  # unrelated
+
+
+def _killed(act: str) -> StyleEncoder:
+    """A style encoder whose last conv is pushed far negative: every channel of its last layer off on any image."""
+    torch.manual_seed(0)
+    enc = StyleEncoder(3, 8, 4, n_down=2, act=act)
+    with torch.no_grad():
+        enc.features[-2].bias.fill_(-1e3)
+    return enc
+
+
+def test_a_dead_relu_style_encoder_gives_one_style_and_no_gradient():
+    from vqi2i.models.style_encoder import dead_channels
+
+    x = _scenes(4)
+    healthy = StyleEncoder(3, 8, 4, n_down=2)
+    assert float(dead_channels(healthy, x).float().mean()) < 1
+    dead = _killed("relu")
+    assert bool(dead_channels(dead, x).all())  # every channel of the last layer is zero on every image
+    assert style_spread(dead(x).detach()) == 0.0  # ... so every image gets the head's bias
+    dead(x).sum().backward()
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in dead.features.parameters())  # no way back
+
+
+def test_a_leaky_style_encoder_keeps_its_gradient_and_varies_where_relu_dies():
+    x = _scenes(4)
+    leaky = _killed("lrelu")
+    assert style_spread(leaky(x).detach()) > 0  # the negative side still carries the image
+    leaky(x).sum().backward()
+    assert float(leaky.features[0].weight.grad.abs().sum()) > 0  # and gradient reaches the first layer
+    with pytest.raises(ValueError, match="activation"):
+        StyleEncoder(3, 8, 4, act="gelu")
+
+
+def test_eval_reports_the_dead_share_of_a_collapsed_style_encoder(make_tiny_cfg, scenes_dir, tmp_path):
+    import shutil
+
+    from vqi2i.eval.evaluate import evaluate
+
+    data = shutil.copytree(scenes_dir, tmp_path / "scenes")  # the classifier is cached beside the data
+    cfg = make_tiny_cfg(f"data.root={data}")
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.style_encoders["a"].features[-2].bias.fill_(-1e3)
+    model.eval()
+    report, _ = evaluate(model, cfg, data, EvalOptions(batch_size=4, progress=False, num_samples=2,
+                                                       classifier_steps=5), "cpu", log=lambda s: None)
+    assert report["style"]["a"]["dead"] == 1.0 and report["style"]["a"]["spread"] == 0.0
+    assert report["style"]["b"]["dead"] < 1.0 and report["style"]["b"]["spread"] > 0

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
         "style_dim": 8,
         "style_vae": False,  # variational style encoders: sampled styles in training, a KL term (loss.style_kl)
         "style_norm": False,  # style encoders standardize their output by running statistics of real styles
+        "style_act": "relu",  # style encoder activation: relu (MUNIT) or lrelu (LeakyReLU 0.2: no unit can die)
         "style_ch": 64,  # style encoder base width
         "style_downs": 4,  # strided convs in the style encoder
         "dec_ch": 128,  # decoder width at the lowest resolution

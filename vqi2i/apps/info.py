@@ -95,7 +95,7 @@ def logged_usage(ckpt: Path) -> dict[str, Any] | None:
     for record in reversed(records):
         if "codes_used" in record:
             keys = ("step", "codes_used", "perplexity", "val_codes_used", "style_spread_a", "style_spread_b", "style",
-                    "val_style_spread_a", "val_style_spread_b")
+                    "val_style_spread_a", "val_style_spread_b", "val_style_dead_a", "val_style_dead_b")
             return {k: record[k] for k in keys if k in record} | {"source": str(run_dir / "metrics.jsonl")}
     return None
 
@@ -231,6 +231,10 @@ def format_text(info: dict[str, Any]) -> str:
         if "val_style_spread_a" in u:
             lines.append(f"style spread    of the inference weights on the preview batch (training log): A "
                          f"{u['val_style_spread_a']:.3f}, B {u['val_style_spread_b']:.3f}")
+        if "val_style_dead_a" in u:
+            lines.append(f"style encoders  dead last-layer channels on the preview batch: A "
+                         f"{u['val_style_dead_a']:.2f}, B {u['val_style_dead_b']:.2f} (1: the encoder gives every "
+                         "image one style and cannot recover)")
     return "\n".join(lines)
 
 

@@ -2,6 +2,10 @@
 
 No instance normalisation: it would remove exactly the statistics that carry style (MUNIT).
 
+act="relu" (MUNIT) or "lrelu" (LeakyReLU 0.2, StarGAN v2 / DRIT++; model.style_act): with ReLU a layer whose
+channels are all zero on every image passes no gradient back and never recovers, and the encoder then gives
+every image its head's bias (a collapsed style, spread exactly 0); a leaky slope keeps every unit trainable.
+
 variational=True (model.style_vae) adds a log-variance head (DRIT++'s attribute encoder): in training a
 style is drawn from N(mu, sigma^2) and a KL term to N(0, I) charges for every bit the style carries.
 At inference the style is the mean.
@@ -19,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+ACTIVATIONS = {"relu": lambda: nn.ReLU(True), "lrelu": lambda: nn.LeakyReLU(0.2, True)}
+
 
 class StyleEncoder(nn.Module):
     def __init__(
@@ -30,13 +36,16 @@ class StyleEncoder(nn.Module):
         variational: bool = False,
         standardize: bool = False,
         momentum: float = 0.02,
+        act: str = "relu",
     ):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 7, padding=3, padding_mode="reflect"), nn.ReLU(True)]
+        if act not in ACTIVATIONS:
+            raise ValueError(f"style encoder activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ch, 7, padding=3, padding_mode="reflect"), ACTIVATIONS[act]()]
         c = ch
         for i in range(n_down):
             c_out = c * 2 if i < 2 else c  # widen twice, then keep the width (MUNIT)
-            layers += [nn.Conv2d(c, c_out, 4, stride=2, padding=1, padding_mode="reflect"), nn.ReLU(True)]
+            layers += [nn.Conv2d(c, c_out, 4, stride=2, padding=1, padding_mode="reflect"), ACTIVATIONS[act]()]
             c = c_out
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(c, style_dim)
@@ -95,6 +104,14 @@ class StyleEncoder(nn.Module):
         In training, with track (real images), the running statistics of a standardized encoder move."""
         h = self.features(x).mean(dim=(2, 3))
         return self._scale(self.head(h), self.logvar(h) if self.logvar is not None else None, track)
+
+
+@torch.no_grad()
+def dead_channels(encoder: StyleEncoder, x: torch.Tensor) -> torch.Tensor:
+    """x [B, C, H, W] -> bool [channels] of the encoder's last layer: True where the channel is not positive at
+    any position of any image (with ReLU: zero, passing no gradient). AND the masks of several batches for a
+    whole set; their mean is the dead share, 1 for an encoder that gives every image its head's bias."""
+    return (encoder.features(x) <= 0).flatten(2).all(dim=2).all(dim=0)
 
 
 def style_spread(styles: torch.Tensor) -> float:

@@ -58,7 +58,7 @@ class VQI2I(nn.Module):
         if self.variant == "multimodal":
             self.style_encoders = nn.ModuleDict(
                 {d: StyleEncoder(m.in_channels, m.style_ch, m.style_dim, m.style_downs, bool(m.style_vae),
-                                 bool(m.style_norm))
+                                 bool(m.style_norm), act=m.style_act)
                  for d in DOMAINS}
             )  # fmt: skip
         else:
