@@ -45,6 +45,8 @@ def _close(ours: list[dict], ref: list[dict], skip=TIMING | DDP_KEYS) -> None:
         for k in b.keys() - skip:
             if k in ("codes_used", "val_codes_used"):  # counts of distinct codes: a near tie may flip one
                 assert abs(a[k] - b[k]) <= 2, (a["step"], k, a[k], b[k])
+            elif k.startswith("val_style_dead_"):  # shares of dead channels: one near zero may flip (1/64 each)
+                assert abs(a[k] - b[k]) <= 3 / 64, (a["step"], k, a[k], b[k])
             elif a["step"] == 1:  # the first step computes the same figures, up to the order of float sums
                 assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), (a["step"], k, a[k], b[k])
             else:  # later steps drift apart: the adversarial terms amplify those last bits (up to 7% by step 4

@@ -58,7 +58,7 @@ def test_eval_with_ground_truth_writes_report_table_and_sheet(glyph_data, tmp_pa
     stdout = capsys.readouterr().out
     assert "| metric | A→B | B→A |" in stdout and "L1 to ground truth" in stdout and "content kept" in stdout
     assert "reconstruction content kept" in stdout and "reconstruction colour / layout error" in stdout
-    assert "tokens kept" in stdout and "dead last-layer channels" in stdout
+    assert "tokens kept" in stdout and "dead channels" in stdout
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["checkpoint"] == str(ckpt) and report["variant"] == "multimodal"
     assert report["ground_truth_pairs"] == 3 and report["num_test"] == {"a": 3, "b": 3}

@@ -221,16 +221,35 @@ def _killed(act: str) -> StyleEncoder:
 
 
 def test_a_dead_relu_style_encoder_gives_one_style_and_no_gradient():
-    from vqi2i.models.style_encoder import dead_channels
+    from vqi2i.models.style_encoder import dead_share
 
     x = _scenes(4)
     healthy = StyleEncoder(3, 8, 4, n_down=2)
-    assert float(dead_channels(healthy, x).float().mean()) < 1
+    assert dead_share(healthy, [x[:2], x[2:]]) < 1
     dead = _killed("relu")
-    assert bool(dead_channels(dead, x).all())  # every channel of the last layer is zero on every image
+    assert dead_share(dead, [x[:2], x[2:]]) == 1.0  # every channel of the last layer is zero on every image
     assert style_spread(dead(x).detach()) == 0.0  # ... so every image gets the head's bias
     dead(x).sum().backward()
     assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in dead.features.parameters())  # no way back
+
+
+def test_a_dead_inner_layer_counts_and_a_channel_alive_in_one_batch_is_alive():
+    from vqi2i.models.style_encoder import dead_share
+
+    x = _scenes(4)
+    torch.manual_seed(0)
+    enc = StyleEncoder(3, 8, 4, n_down=2)
+    with torch.no_grad():
+        enc.features[2].bias.fill_(-1e3)  # the first strided layer: everything after it is a constant
+    assert dead_share(enc, [x]) == 1.0 and style_spread(enc(x)) == 0.0
+    with torch.no_grad():  # by hand: one last-layer channel positive on the second batch only
+        enc = StyleEncoder(3, 8, 4, n_down=0)
+        enc.features[0].weight.zero_()
+        enc.features[0].bias.fill_(-1.0)
+        enc.features[0].weight[0].fill_(1.0)  # channel 0 is positive where the image's channel sum is
+    dark, bright = -torch.ones(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    assert dead_share(enc, [dark]) == 1.0
+    assert dead_share(enc, [dark, bright]) == pytest.approx(7 / 8)  # alive somewhere: not dead
 
 
 def test_a_leaky_style_encoder_keeps_its_gradient_and_varies_where_relu_dies():

@@ -232,7 +232,7 @@ def format_text(info: dict[str, Any]) -> str:
             lines.append(f"style spread    of the inference weights on the preview batch (training log): A "
                          f"{u['val_style_spread_a']:.3f}, B {u['val_style_spread_b']:.3f}")
         if "val_style_dead_a" in u:
-            lines.append(f"style encoders  dead last-layer channels on the preview batch: A "
+            lines.append(f"style encoders  dead channels (largest share in a layer) on the preview batch: A "
                          f"{u['val_style_dead_a']:.2f}, B {u['val_style_dead_b']:.2f} (1: the encoder gives every "
                          "image one style and cannot recover)")
     return "\n".join(lines)

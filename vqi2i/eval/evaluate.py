@@ -37,7 +37,7 @@ from vqi2i.eval import classifier as clf
 from vqi2i.eval import metrics
 from vqi2i.eval.inception import inception_features, load_inception
 from vqi2i.images import from_uint8, list_images, load_image
-from vqi2i.models.style_encoder import dead_channels, style_spread
+from vqi2i.models.style_encoder import dead_share, style_spread
 
 DIRECTIONS = (("a", "b"), ("b", "a"))
 CLASSIFIER_MAX_SIDE = 64
@@ -288,11 +288,10 @@ def evaluate(model, cfg, data_root: str | Path, opt: EvalOptions, device="cpu",
         for d in "ab":
             styles = torch.cat(_batched(lambda sl, d=d: model.encode_style(test.images[d][sl].to(device), d).cpu(),
                                         len(test.images[d]), opt.batch_size, f"styles of {d}", opt.progress))
-            dead = torch.stack(_batched(lambda sl, d=d: dead_channels(model.style_encoders[d],
-                                                                   test.images[d][sl].to(device)).cpu(),
-                                        len(test.images[d]), opt.batch_size, f"style layers of {d}", False))
-            style[d] = {"spread": style_spread(styles) if len(styles) >= 2 else None,
-                        "dead": float(dead.all(dim=0).float().mean())}
+            n = len(test.images[d])
+            dead = dead_share(model.style_encoders[d], (test.images[d][i:i + opt.batch_size].to(device)
+                                                        for i in range(0, n, opt.batch_size)))
+            style[d] = {"spread": style_spread(styles) if len(styles) >= 2 else None, "dead": dead}
     codebook = {"all": metrics.codebook_usage(torch.cat([tokens["a"].flatten(), tokens["b"].flatten()]),
                                               model.n_embed),
                 "a": metrics.codebook_usage(tokens["a"], model.n_embed),

@@ -65,8 +65,8 @@ def metric_rows(report: dict) -> list[tuple[str, str, str]]:
         rows.append(("style spread (encoded test styles; random: 1)", _fmt(report["style"]["a"]["spread"]),
                      _fmt(report["style"]["b"]["spread"])))
         if "dead" in report["style"]["a"]:
-            rows.append(("style encoder: dead last-layer channels (1: collapsed)", _fmt(report["style"]["a"]["dead"]),
-                         _fmt(report["style"]["b"]["dead"])))
+            rows.append(("style encoder: dead channels, largest share in a layer (1: collapsed)",
+                         _fmt(report["style"]["a"]["dead"]), _fmt(report["style"]["b"]["dead"])))
     if "ssim" in rec.get("a", {}):
         rows.append(("codec ceiling: reconstruction SSIM (a→a, b→b) ↑", _fmt(rec["a"]["ssim"]),
                      _fmt(rec["b"]["ssim"])))

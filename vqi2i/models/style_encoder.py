@@ -20,6 +20,8 @@ learns to ignore, and a style encoder that outputs a constant gains nothing in t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn as nn
 
@@ -107,11 +109,22 @@ class StyleEncoder(nn.Module):
 
 
 @torch.no_grad()
-def dead_channels(encoder: StyleEncoder, x: torch.Tensor) -> torch.Tensor:
-    """x [B, C, H, W] -> bool [channels] of the encoder's last layer: True where the channel is not positive at
-    any position of any image (with ReLU: zero, passing no gradient). AND the masks of several batches for a
-    whole set; their mean is the dead share, 1 for an encoder that gives every image its head's bias."""
-    return (encoder.features(x) <= 0).flatten(2).all(dim=2).all(dim=0)
+def dead_share(encoder: StyleEncoder, batches: Iterable[torch.Tensor]) -> float:
+    """The largest share, over the encoder's layers, of channels that are not positive at any position of any
+    image of the batches (with ReLU: zero, passing no gradient). 1: some layer passes nothing, so every image gets
+    one style (the head's bias, through whatever constant the later layers add) and, with ReLU, nothing can bring
+    the encoder back."""
+    dead: list[torch.Tensor] | None = None
+    for x in batches:
+        h, masks = x, []
+        for layer in encoder.features:
+            h = layer(h)
+            if isinstance(layer, (nn.ReLU, nn.LeakyReLU)):
+                masks.append((h <= 0).flatten(2).all(dim=2).all(dim=0))
+        dead = masks if dead is None else [d & m for d, m in zip(dead, masks)]
+    if dead is None:
+        raise ValueError("dead_share needs at least one batch")
+    return max(float(d.float().mean()) for d in dead)
 
 
 def style_spread(styles: torch.Tensor) -> float:

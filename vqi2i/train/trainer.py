@@ -28,7 +28,7 @@ from vqi2i.images import save_grid
 from vqi2i.losses import VGGPerceptual
 from vqi2i.models.build import build_discriminators, build_model
 from vqi2i.models.quantizer import codebook_stats
-from vqi2i.models.style_encoder import dead_channels, style_spread
+from vqi2i.models.style_encoder import dead_share, style_spread
 from vqi2i.models.vqi2i import DOMAINS, VQI2I, Quantized
 from vqi2i.train.distributed import (
     DistContext,
@@ -428,8 +428,8 @@ def _preview_batch(cfg: DictConfig, n: int = 16) -> dict[str, torch.Tensor]:
 def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig, path: Path) -> dict[str, float]:
     """Image grid (inputs, reconstructions, translations with several random styles) of the batch's first
     PREVIEW_ROWS images + validation figures: their reconstruction L1 and codes used, and the spread of the styles
-    of the whole batch (val_style_spread_d, multimodal) and the share of the style encoder's last-layer channels dead
-    on all of it (val_style_dead_d: 1 is a collapsed encoder that cannot recover)."""
+    of the whole batch (val_style_spread_d, multimodal) and the largest share of a style encoder layer's channels
+    dead on all of it (val_style_dead_d: 1 is a collapsed encoder that, with ReLU, cannot recover)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -439,8 +439,7 @@ def write_preview(model: VQI2I, batch: dict[str, torch.Tensor], cfg: DictConfig,
     for d in ("a", "b"):
         if model.multimodal and batch[d].shape[0] >= 2:
             spreads[f"val_style_spread_{d}"] = style_spread(model.encode_style(batch[d].to(device), d).cpu())
-            dead = dead_channels(model.style_encoders[d], batch[d].to(device))
-            spreads[f"val_style_dead_{d}"] = float(dead.float().mean())
+            spreads[f"val_style_dead_{d}"] = dead_share(model.style_encoders[d], [batch[d].to(device)])
         x = batch[d][:PREVIEW_ROWS].to(device)
         tok, z_q = model.encode_content(x)
         tokens.append(tok.flatten())
