@@ -241,7 +241,7 @@ def test_a_dead_inner_layer_counts_and_a_channel_alive_in_one_batch_is_alive():
     enc = StyleEncoder(3, 8, 4, n_down=2)
     with torch.no_grad():
         enc.features[2].bias.fill_(-1e3)  # the first strided layer: everything after it is a constant
-    assert dead_share(enc, [x]) == 1.0 and style_spread(enc(x)) == 0.0
+    assert dead_share(enc, [x]) == 1.0 and style_spread(enc(x).detach()) == 0.0
     with torch.no_grad():  # by hand: one last-layer channel positive on the second batch only
         enc = StyleEncoder(3, 8, 4, n_down=0)
         enc.features[0].weight.zero_()
