@@ -145,6 +145,8 @@ ROWS: dict[str, tuple[str, list[str], str]] = {
                            ["loss.recon_ssim=5", "model.style_act=lrelu"], "disjoint"),
     "recon-ssim-5-lrelu-seed-1": ("recon-ssim-5-lrelu trained from seed 1",
                                   ["loss.recon_ssim=5", "model.style_act=lrelu", "train.seed=1"], "disjoint"),
+    "lrelu": ("the recipe with LeakyReLU (0.2) style encoders (`model.style_act=lrelu`)", ["model.style_act=lrelu"],
+              "disjoint"),
     "recon-ssim-1": ("the recipe with the (1 - SSIM) reconstruction term at weight 1 (3 in the scenes recipe): the "
                      "recipe before weight 3, which the other scenes levers were tried on", ["loss.recon_ssim=1"],
                      "disjoint"),
