@@ -48,6 +48,7 @@ class Spec:
     license: str = WEIGHTS_LICENSE
     attribution: str = ""
     random_styles: str = ""  # what a random style does to this model's translations (from its sample sheet)
+    one_style: bool = False  # its domains hold one style each: a collapsed style encoder is no reason to refuse it
 
 
 SPECS: dict[str, Spec] = {
@@ -71,7 +72,7 @@ SPECS: dict[str, Spec] = {
     ),
     "glyphs": Spec(
         "translator", "Chinese characters, AR PL UMing (Ming) <-> AR PL UKai (Kai), 64 px gray, 8x8 content tokens",
-        "configs/glyphs64.yaml", ["glyphs"], [f"train.max_steps={STEPS}"], ("UMing", "UKai"),
+        "configs/glyphs64.yaml", ["glyphs"], [f"train.max_steps={STEPS}"], ("UMing", "UKai"), one_style=True,
         attribution="Trained on characters rendered from AR PL UMing and AR PL UKai (Arphic Public License, "
         "Debian's fonts-arphic-uming and fonts-arphic-ukai); the example images are renderings of those fonts.",
     ),
@@ -80,7 +81,7 @@ SPECS: dict[str, Spec] = {
         # f = 4 instead of the config's 8: the codec keeps each emoji's colours (row f4 of docs/benchmarks.md); the
         # (1 - SSIM) term at the scenes recipe's weight 3: codec SSIM >= 0.85 in both sets (row f4-recon-ssim-3)
         "configs/emoji64.yaml", ["emoji"], [f"train.max_steps={STEPS}", "model.ch_mult=[1,2,2]", "loss.recon_ssim=3"],
-        ("Noto Color Emoji", "Twemoji"),
+        ("Noto Color Emoji", "Twemoji"), one_style=True,
         license=WEIGHTS_LICENSE + "; example and reference images: CC-BY 4.0 and SIL OFL 1.1, see attribution",
         attribution="Trained on Noto Color Emoji (Google, SIL Open Font License 1.1; Debian's fonts-noto-color-emoji) "
         "and Twemoji graphics (Copyright 2019 Twitter, Inc and other contributors, CC-BY 4.0, "
@@ -325,6 +326,18 @@ def write_readme_table() -> None:
     README.write_text(text[:start] + readme_table() + text[end:])
 
 
+def collapsed(report_path: Path) -> str:
+    """'' for a translator whose styles vary on its test set, else which domain's style encoder gave every test
+    image one style (spread under the training log's collapse threshold, or a layer with every channel dead)."""
+    from vqi2i.train.trainer import COLLAPSED_SPREAD
+
+    style = json.loads(report_path.read_text()).get("style") or {}
+    bad = [f"{d}: style spread {s['spread']:.3f}, dead channels {s.get('dead', float('nan')):.2f}"
+           for d, s in sorted(style.items())
+           if (s.get("spread") is not None and s["spread"] < COLLAPSED_SPREAD) or s.get("dead", 0) >= 1]
+    return "; ".join(bad)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--models", default=",".join(SPECS), help="comma-separated: " + ", ".join(SPECS))
@@ -378,6 +391,10 @@ def main() -> int:
             commands.append("vqi2i " + " ".join(ev))
             if not ((args.reuse or name in sources) and (run / "eval.json").is_file()):
                 vqi2i(*ev, log=log, threads=args.threads)
+        if spec.kind == "translator" and not spec.one_style and (bad := collapsed(run / "eval.json")):
+            print(f"error: {name}: not packaged, the style encoder collapsed ({bad}); the built-in model is kept",
+                  file=sys.stderr)
+            return 1
         final = package(name, spec, work, run, [c.replace(str(ROOT) + "/", "") for c in commands],
                         source=run if name in sources else None)
         print(f"{name}: packaged in {final.relative_to(ROOT)}", flush=True)

@@ -3,6 +3,8 @@ its recorded result; names work wherever a run folder does; `vqi2i models` lists
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -108,3 +110,18 @@ def test_the_readme_table_of_built_in_models_is_generated_from_their_cards():
     readme = (ROOT / "README.md").read_text()
     assert table in readme, "README's built-in table differs from the cards: python scripts/train_builtin.py --readme"
     assert table.count("\n| `") == 4  # scenes, scenes-prior, glyphs, emoji
+
+
+def test_a_collapsed_translator_is_not_packaged_as_a_built_in(tmp_path):
+    from conftest import load_script
+
+    collapsed = load_script("train_builtin").collapsed
+    report = tmp_path / "eval.json"
+    report.write_text(json.dumps({"style": {"a": {"spread": 0.42, "dead": 0.6}, "b": {"spread": 0.38, "dead": 0.5}}}))
+    assert collapsed(report) == ""
+    report.write_text(json.dumps({"style": {"a": {"spread": 0.0, "dead": 1.0}, "b": {"spread": 0.63, "dead": 0.6}}}))
+    assert collapsed(report).startswith("a: style spread 0.000, dead channels 1.00")
+    report.write_text(json.dumps({"style": {"a": {"spread": 0.3}, "b": {"spread": 0.2, "dead": 1.0}}}))
+    assert collapsed(report).startswith("b:")  # a dead layer is a collapse even where noise keeps some spread
+    report.write_text(json.dumps({"style": {}}))  # a unimodal model has no style encoder
+    assert collapsed(report) == ""
