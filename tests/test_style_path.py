@@ -278,3 +278,13 @@ def test_eval_reports_the_dead_share_of_a_collapsed_style_encoder(make_tiny_cfg,
                                                        classifier_steps=5), "cpu", log=lambda s: None)
     assert report["style"]["a"]["dead"] == 1.0 and report["style"]["a"]["spread"] == 0.0
     assert report["style"]["b"]["dead"] < 1.0 and report["style"]["b"]["spread"] > 0
+
+
+def test_an_unknown_style_activation_is_a_one_line_error(make_tiny_cfg, capsys):
+    from conftest import TINY_CONFIG
+
+    from vqi2i.cli import main
+
+    assert main(["train", str(TINY_CONFIG), "model.style_act=gelu", "--out", "unused", "--device", "cpu"]) != 0
+    err = capsys.readouterr().err
+    assert "model.style_act='gelu' is not one of relu, lrelu" in err and "Traceback" not in err

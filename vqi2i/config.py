@@ -245,6 +245,7 @@ def validate(cfg: DictConfig) -> None:
     choices = {
         "model.variant": (m.variant, ("multimodal", "unimodal")),
         "model.codebook.metric": (m.codebook.metric, ("l2", "cosine")),
+        "model.style_act": (m.style_act, ("relu", "lrelu")),
         "loss.gan_mode": (cfg.loss.gan_mode, ("lsgan", "hinge")),
         "data.kind": (cfg.data.kind, ("unpaired", "paired")),
         "data.layout": (cfg.data.layout, ("folders", "side_by_side")),
