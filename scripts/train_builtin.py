@@ -57,13 +57,12 @@ SPECS: dict[str, Spec] = {
         "configs/scenes64.yaml", ["scenes"], [f"train.max_steps={SCENES_STEPS}"], ("summer", "winter"),
         attribution="Trained on synthetic scenes drawn by `vqi2i data scenes`.",
         random_styles="Drawn from a Gaussian fitted to the styles of real images (whitened styles), they change a "
-        "translation's tint and time of day: blue, orange-dusk, purple or dark-blue skies in summer; lilac, "
-        "white-blue, teal or pink-grey winters; scored about as well as another image's style taken as an exemplar. "
-        "Summer to winter trees are dark shapes, some with faint green, blue or yellow fringes, and a pale white-blue "
-        "style can wash them out; mountain ridges are faint. Winter to summer trees are dark-green shapes, and a "
-        "lake can take the style's colour (pink or purple). An exemplar's look is followed: clearly winter to summer "
-        "(a dusk exemplar gives a pink-purple sky, a midday one a blue sky), weakly summer to winter (a lilac "
-        "exemplar gives a lilac tint).",
+        "translation's tint and time of day: blue, purple, dusk-pink or teal skies in summer; lilac, white-blue, "
+        "grey-teal or pale-violet winters; scored about as well as another image's style taken as an exemplar. "
+        "Summer to winter trees are dark shapes with blue, yellow or pink colour fringes, and the mountain ridges are "
+        "faint. Winter to summer trees are soft dark-green shapes, and a lake can take the style's colour (purple). "
+        "An exemplar's look is followed: clearly winter to summer (a dusk exemplar gives a pink-purple sky, a midday "
+        "one a blue sky), weakly summer to winter (a lilac exemplar gives a lilac tint).",
     ),
     "scenes-prior": Spec(
         "prior", "a 4-layer GPT over the scenes translator's content tokens: generation, extension, completion",
@@ -79,7 +78,7 @@ SPECS: dict[str, Spec] = {
     "emoji": Spec(
         "translator", "emoji, Noto Color Emoji <-> Twemoji, 64 px RGB, 16x16 content tokens",
         # f = 4 instead of the config's 8: the codec keeps each emoji's colours (row f4 of docs/benchmarks.md); the
-        # (1 - SSIM) term at the scenes recipe's weight 3: codec SSIM >= 0.85 in both sets (row f4-recon-ssim-3)
+        # (1 - SSIM) term at weight 3 (the scenes recipe's then): codec SSIM >= 0.85 in both sets (row f4-recon-ssim-3)
         "configs/emoji64.yaml", ["emoji"], [f"train.max_steps={STEPS}", "model.ch_mult=[1,2,2]", "loss.recon_ssim=3"],
         ("Noto Color Emoji", "Twemoji"), one_style=True,
         license=WEIGHTS_LICENSE + "; example and reference images: CC-BY 4.0 and SIL OFL 1.1, see attribution",
